@@ -1,0 +1,42 @@
+"""Shared fixtures: the collection on a collections path, a playbook runner, and storage
+for each backend (one behaviour test body runs once per backend)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.support.playbook import PlaybookRunner
+from tests.support.storage import FilesystemStorage
+
+pytest_plugins = ["tests.support.fixtures"]
+
+REPO = Path(__file__).resolve().parent.parent
+BACKENDS = ["filesystem"]
+
+
+@pytest.fixture(scope="session")
+def collections_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A collections path where rstyczynski.ansible is this checkout."""
+    root = tmp_path_factory.mktemp("collections")
+    namespace = root / "ansible_collections" / "rstyczynski"
+    namespace.mkdir(parents=True)
+    (namespace / "ansible").symlink_to(REPO, target_is_directory=True)
+    return root
+
+
+@pytest.fixture
+def runner(tmp_path: Path, collections_path: Path) -> PlaybookRunner:
+    """Runs playbooks on localhost; pass hosts=... for a fleet of local hosts."""
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    return PlaybookRunner(workdir, collections_path)
+
+
+@pytest.fixture(params=BACKENDS)
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> FilesystemStorage:
+    """The storage of one backend; tests that take it run once per backend."""
+    if request.param == "filesystem":
+        return FilesystemStorage(tmp_path / "state")
+    raise ValueError(request.param)

@@ -1,0 +1,229 @@
+"""Run the real ansible-playbook against the collection, as users address it.
+
+Playbooks are built as Python data and dumped with PyYAML. A play exports the values a
+test asserts on with ``export_task``; the runner collects them per host from JSON files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+BIN = Path(sys.executable).parent
+COLLECTION = "rstyczynski.ansible"
+RECAP = re.compile(
+    r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M
+)
+
+
+class Unsafe(str):
+    """A string Ansible must never template: dumped with the !unsafe tag."""
+
+
+yaml.SafeDumper.add_representer(Unsafe, lambda dumper, value: dumper.represent_scalar("!unsafe", str(value)))
+
+
+def unsafe(value: Any) -> Any:
+    """Mark every string inside value as !unsafe, so a playbook stores Jinja text literally."""
+    if isinstance(value, str):
+        return Unsafe(value)
+    if isinstance(value, dict):
+        return {key: unsafe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [unsafe(item) for item in value]
+    return value
+
+
+@dataclass
+class PlaybookResult:
+    """What one ansible-playbook process did."""
+
+    rc: int
+    stdout: str
+    stderr: str
+    exported: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stats: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def changed(self, host: str = "localhost") -> int:
+        return self.stats[host]["changed"]
+
+    def value(self, key: str, host: str = "localhost") -> Any:
+        return self.exported[host][key]
+
+
+def role_task(role: str, name: str | None = None, **role_vars: Any) -> dict[str, Any]:
+    """An include_role task for one role of the collection; role_vars without the role prefix."""
+    return {
+        "name": name or f"Run {role}",
+        "ansible.builtin.include_role": {"name": f"{COLLECTION}.{role}"},
+        "vars": {f"{role}_{key}": value for key, value in role_vars.items()},
+    }
+
+
+def export_task(key: str, values: dict[str, str]) -> dict[str, Any]:
+    """A task writing the given Jinja expressions, evaluated per host, to the export file `key`."""
+    body = (
+        "{{ {"
+        + ", ".join(f"{json.dumps(k)}: ({v})" for k, v in values.items())
+        + "} | to_json }}"
+    )
+    return {
+        "name": f"Export {key}",
+        "ansible.builtin.copy": {
+            "content": body,
+            "dest": "{{ export_dir }}/{{ inventory_hostname }}/" + key + ".json",
+            "mode": "0600",
+        },
+        "delegate_to": "localhost",
+        "changed_when": False,
+        "check_mode": False,
+    }
+
+
+def play(
+    tasks: list[dict[str, Any]],
+    name: str = "Test play",
+    hosts: str = "all",
+    **extra: Any,
+) -> dict:
+    return {
+        "name": name,
+        "hosts": hosts,
+        "gather_facts": False,
+        "tasks": tasks,
+        **extra,
+    }
+
+
+class PlaybookRunner:
+    """Writes playbooks and inventories into a work directory and runs them."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        collections_path: Path,
+        hosts: tuple[str, ...] = ("localhost",),
+    ):
+        self.workdir = workdir
+        self.collections_path = collections_path
+        self.hosts = hosts
+        self.export_dir = workdir / "export"
+        self.env: dict[str, str] = {}
+        self._count = 0
+
+    def inventory(self, hosts: tuple[str, ...]) -> Path:
+        lines = [
+            f"{h} ansible_connection=local ansible_python_interpreter={sys.executable}"
+            for h in hosts
+        ]
+        path = self.workdir / "inventory-{}.ini".format("-".join(hosts)[:60])
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            ANSIBLE_COLLECTIONS_PATH=str(self.collections_path),
+            ANSIBLE_NOCOLOR="1",
+            ANSIBLE_FORCE_COLOR="0",
+            ANSIBLE_RETRY_FILES_ENABLED="0",
+            ANSIBLE_STDOUT_CALLBACK="default",
+            ANSIBLE_LOCAL_TEMP=str(self.workdir / "ansible-local-tmp"),
+            PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+        )
+        env.update(self.env)
+        return env
+
+    def write(
+        self, plays: list[dict], name: str | None = None, directory: Path | None = None
+    ) -> Path:
+        self._count += 1
+        directory = directory or self.workdir
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / (name or f"playbook-{self._count}.yml")
+        path.write_text(
+            yaml.safe_dump(plays, sort_keys=False, allow_unicode=True, width=1000)
+        )
+        return path
+
+    def start(
+        self,
+        plays: list[dict] | Path,
+        *,
+        hosts: tuple[str, ...] | None = None,
+        args: tuple[str, ...] = (),
+        cwd: Path | None = None,
+        extra_vars: dict[str, Any] | None = None,
+    ) -> subprocess.Popen:
+        """Start ansible-playbook without waiting (for races); finish() collects it."""
+        playbook = plays if isinstance(plays, Path) else self.write(plays)
+        for host in hosts or self.hosts:
+            (self.export_dir / host).mkdir(parents=True, exist_ok=True)
+        variables = {"export_dir": str(self.export_dir), **(extra_vars or {})}
+        command = [
+            str(BIN / "ansible-playbook"),
+            "-i",
+            str(self.inventory(hosts or self.hosts)),
+            "-e",
+            json.dumps(variables),
+            *args,
+            str(playbook),
+        ]
+        return subprocess.Popen(
+            command,
+            cwd=cwd or self.workdir,
+            env=self.environment(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def finish(self, process: subprocess.Popen, timeout: float = 300) -> PlaybookResult:
+        stdout, stderr = process.communicate(timeout=timeout)
+        result = PlaybookResult(process.returncode, stdout, stderr)
+        for match in RECAP.finditer(stdout):
+            host, ok, changed, unreachable, failed = match.groups()
+            result.stats[host] = {
+                "ok": int(ok),
+                "changed": int(changed),
+                "unreachable": int(unreachable),
+                "failed": int(failed),
+            }
+        if self.export_dir.is_dir():
+            for host_dir in self.export_dir.iterdir():
+                result.exported[host_dir.name] = {
+                    f.stem: json.loads(f.read_text()) for f in host_dir.glob("*.json")
+                }
+        return result
+
+    def run(self, plays: list[dict] | Path, **kwargs: Any) -> PlaybookResult:
+        """Run ansible-playbook to the end; exported values of earlier runs are cleared first."""
+        if self.export_dir.is_dir():
+            for f in self.export_dir.glob("*/*.json"):
+                f.unlink()
+        return self.finish(self.start(plays, **kwargs))
+
+    def ok(self, plays: list[dict] | Path, **kwargs: Any) -> PlaybookResult:
+        """Run and require success, showing the output when it failed."""
+        result = self.run(plays, **kwargs)
+        assert result.rc == 0, result.output
+        return result
+
+    def fails(self, plays: list[dict] | Path, **kwargs: Any) -> PlaybookResult:
+        """Run and require failure."""
+        result = self.run(plays, **kwargs)
+        assert result.rc != 0, result.output
+        return result

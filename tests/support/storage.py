@@ -1,0 +1,46 @@
+"""Where a backend keeps records, seen from the tests.
+
+Each class gives the role variables that point a role at the storage, and direct access to
+the stored bytes so tests can check what was written and plant damaged records.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class FilesystemStorage:
+    """Records in a state directory on the controller."""
+
+    backend = "filesystem"
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def role_vars(self, role: str) -> dict[str, str]:
+        return {f"{role}_backend": self.backend, f"{role}_state_dir": str(self.root)}
+
+    def key(self, host: str, playbook: str, job: str) -> str:
+        return f"{host}/{playbook}/{job}.json"
+
+    def state_file(self, host: str, playbook: str, job: str) -> str:
+        return str(self.root / self.key(host, playbook, job))
+
+    def read(self, host: str, playbook: str, job: str) -> bytes | None:
+        path = self.root / self.key(host, playbook, job)
+        return path.read_bytes() if path.is_file() else None
+
+    def write(self, host: str, playbook: str, job: str, data: bytes) -> None:
+        path = self.root / self.key(host, playbook, job)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+    def names(self) -> list[str]:
+        """Every file stored, temporary files included, relative to the storage root."""
+        if not self.root.exists():
+            return []
+        return sorted(
+            str(p.relative_to(self.root))
+            for p in self.root.rglob("*")
+            if not p.is_dir()
+        )
