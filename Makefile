@@ -20,13 +20,14 @@ demo: $(BIN)/.installed $(LINK)
 
 # The whole suite: lint, then every test (unit and integration).
 test: lint $(BIN)/.installed $(LINK)
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest -n 2 tests
 
 lint: $(BIN)/.installed $(LINK)
 	$(BIN)/yamllint --strict .
 	$(BIN)/ansible-lint --offline
 	$(BIN)/ruff check tests bench
 	$(BIN)/ruff format --check tests bench
+	$(BIN)/antsibull-changelog lint
 
 unit: $(BIN)/.installed $(LINK)
 	$(BIN)/python -m pytest tests/unit

@@ -85,10 +85,7 @@ def playbooks() -> dict[str, list[dict]]:
     }
     tasks = {"floor": [floor], "first save": [save], "re-save": [save]}
     tasks["load"] = [load, check]
-    return {
-        name: [{"name": PLAY_NAME, "hosts": "all", "gather_facts": False, "tasks": t}]
-        for name, t in tasks.items()
-    }
+    return {name: [{"name": PLAY_NAME, "hosts": "all", "gather_facts": False, "tasks": t}] for name, t in tasks.items()}
 
 
 def setup(work: Path, hosts: int, forks: int) -> None:
@@ -96,10 +93,7 @@ def setup(work: Path, hosts: int, forks: int) -> None:
     width = max(2, len(str(hosts)))
     inventory = {
         "all": {
-            "hosts": {
-                f"h{n:0{width}d}": {"bench_job_id": f"j{n}.{os.getpid()}"}
-                for n in range(1, hosts + 1)
-            },
+            "hosts": {f"h{n:0{width}d}": {"bench_job_id": f"j{n}.{os.getpid()}"} for n in range(1, hosts + 1)},
             "vars": {
                 "ansible_connection": "local",
                 "ansible_python_interpreter": sys.executable,
@@ -107,9 +101,7 @@ def setup(work: Path, hosts: int, forks: int) -> None:
         }
     }
     (work / "inventory.yml").write_text(yaml.safe_dump(inventory, sort_keys=False))
-    (work / "ansible.cfg").write_text(
-        f"[defaults]\ninventory = {work / 'inventory.yml'}\nforks = {forks}\n"
-    )
+    (work / "ansible.cfg").write_text(f"[defaults]\ninventory = {work / 'inventory.yml'}\nforks = {forks}\n")
     for name, book in playbooks().items():
         (work / playbook_file(name)).write_text(yaml.safe_dump(book, sort_keys=False))
 
@@ -124,9 +116,7 @@ def run(work: Path, env: dict, scenario: str, bench_dir: Path, *opts: str) -> di
     cmd = [str(BIN / "ansible-playbook"), playbook_file(scenario), "-e", extra, *opts]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run(
-        cmd, env=env, cwd=work, capture_output=True, text=True, check=False
-    )
+    proc = subprocess.run(cmd, env=env, cwd=work, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:

@@ -80,9 +80,7 @@ class OCIClient:
             check=False,
         )
 
-    def os_object(
-        self, command: str, *args: str, **kwargs: Any
-    ) -> subprocess.CompletedProcess[Any]:
+    def os_object(self, command: str, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[Any]:
         """Run ``oci os object COMMAND`` in this namespace and bucket."""
         return self.run(
             "os",
@@ -119,9 +117,7 @@ def oci_server(oci_config: OCIConfig) -> Iterator[OCIServer]:
 
 
 @pytest.fixture
-def oci_client(
-    oci_server: OCIServer, oci_config: OCIConfig, tmp_path: Path
-) -> OCIClient:
+def oci_client(oci_server: OCIServer, oci_config: OCIConfig, tmp_path: Path) -> OCIClient:
     """The real ``oci`` CLI set up for ``oci_server`` with profile DEFAULT."""
     executable = find_oci_cli()
     if executable is None:

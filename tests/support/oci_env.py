@@ -45,9 +45,7 @@ class OCIConfig:
 
 def fingerprint(public_key: rsa.RSAPublicKey) -> str:
     """MD5 of the DER SubjectPublicKeyInfo as lower-case colon-separated hex."""
-    der = public_key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return hashlib.md5(der).digest().hex(":")
 
 
@@ -94,9 +92,7 @@ def create_config(
     return OCIConfig(config_file, created)
 
 
-def cli_environment(
-    home: Path, base: Mapping[str, str] | None = None
-) -> dict[str, str]:
+def cli_environment(home: Path, base: Mapping[str, str] | None = None) -> dict[str, str]:
     """A complete environment for an ``oci`` subprocess, isolated from the user.
 
     Starts from ``base`` (default: this process's environment) without any
@@ -139,14 +135,10 @@ def sign_request(
         headers["x-content-sha256"] = _b64(hashlib.sha256(body).digest())
         names += ["content-length", "content-type", "x-content-sha256"]
     lines = [
-        f"(request-target): {method.lower()} {target}"
-        if name == "(request-target)"
-        else f"{name}: {headers[name]}"
+        f"(request-target): {method.lower()} {target}" if name == "(request-target)" else f"{name}: {headers[name]}"
         for name in names
     ]
-    signature = profile.private_key.sign(
-        "\n".join(lines).encode("utf-8"), padding.PKCS1v15(), hashes.SHA256()
-    )
+    signature = profile.private_key.sign("\n".join(lines).encode("utf-8"), padding.PKCS1v15(), hashes.SHA256())
     headers["authorization"] = (
         f'Signature algorithm="rsa-sha256",headers="{" ".join(names)}",'
         f'keyId="{profile.key_id}",signature="{_b64(signature)}",version="1"'

@@ -58,10 +58,7 @@ DEFAULT_ERROR_CODES = {
     504: "GatewayTimeout",
 }
 
-NOT_AUTHENTICATED = (
-    "The required information to complete authentication was not provided "
-    "or was incorrect."
-)
+NOT_AUTHENTICATED = "The required information to complete authentication was not provided or was incorrect."
 
 
 class SignatureError(Exception):
@@ -178,9 +175,7 @@ class FaultRule:
         if self.path is not None and not re.search(self.path, target):
             return False
         if self.object_name is not None:
-            return object_name is not None and bool(
-                re.search(self.object_name, object_name)
-            )
+            return object_name is not None and bool(re.search(self.object_name, object_name))
         return True
 
     def error(self) -> ServiceError:
@@ -334,29 +329,20 @@ def _parse_route(path: str) -> _Route | None:
     return _Route(collection[:-1], namespace, bucket, unquote("/".join(rest)))
 
 
-def _check_write_preconditions(
-    current: StoredObject | None, if_match: str | None, if_none_match: str | None
-) -> None:
+def _check_write_preconditions(current: StoredObject | None, if_match: str | None, if_none_match: str | None) -> None:
     """Raise 412 unless If-Match / If-None-Match allow replacing ``current``."""
-    if if_match is not None and (
-        current is None or if_match not in ("*", current.etag)
-    ):
+    if if_match is not None and (current is None or if_match not in ("*", current.etag)):
         found = f"is '{current.etag}'" if current else "does not exist"
         raise ServiceError(
             412,
             "IfMatchFailed",
             f"The If-Match header is '{if_match}' but the current entity tag {found}",
         )
-    if (
-        if_none_match is not None
-        and current is not None
-        and if_none_match in ("*", current.etag)
-    ):
+    if if_none_match is not None and current is not None and if_none_match in ("*", current.etag):
         raise ServiceError(
             412,
             "IfNoneMatchFailed",
-            f"The If-None-Match header is '{if_none_match}' "
-            "but there is an existing entity",
+            f"The If-None-Match header is '{if_none_match}' but there is an existing entity",
         )
 
 
@@ -367,15 +353,12 @@ def _check_content_md5(request: Request) -> None:
         raise ServiceError(
             400,
             "UnmatchedContentMD5",
-            f"The computed MD5 of the request body ({actual}) does not match "
-            f"the Content-MD5 header ({expected})",
+            f"The computed MD5 of the request body ({actual}) does not match the Content-MD5 header ({expected})",
         )
 
 
 def _metadata(headers: Mapping[str, str]) -> dict[str, str]:
-    return {
-        name: value for name, value in headers.items() if name.startswith("opc-meta-")
-    }
+    return {name: value for name, value in headers.items() if name.startswith("opc-meta-")}
 
 
 def _json_body(request: Request) -> dict:
@@ -611,9 +594,7 @@ class OCIServer:
             self._log.append(entry)
         return response
 
-    def _take_fault(
-        self, method: str, target: str, object_name: str | None
-    ) -> FaultRule | None:
+    def _take_fault(self, method: str, target: str, object_name: str | None) -> FaultRule | None:
         with self._lock:
             for rule in self._faults:
                 if rule.matches(method, target, object_name):
@@ -652,9 +633,7 @@ class OCIServer:
                     max_clock_skew=self.max_clock_skew,
                 )
             except SignatureError as error:
-                raise ServiceError(
-                    401, "NotAuthenticated", NOT_AUTHENTICATED
-                ) from error
+                raise ServiceError(401, "NotAuthenticated", NOT_AUTHENTICATED) from error
             handler = handlers.get((route.kind, request.method)) if route else None
             if route is None or handler is None:
                 raise ServiceError(
@@ -673,8 +652,7 @@ class OCIServer:
             raise ServiceError(
                 404,
                 "NamespaceNotFound",
-                "You do not have authorization to perform this request, "
-                "or the requested resource could not be found.",
+                "You do not have authorization to perform this request, or the requested resource could not be found.",
             )
         with self._lock:
             exists = route.bucket in self._buckets
@@ -718,7 +696,8 @@ class OCIServer:
         )
 
     def _get_object(self, request: Request, route: _Route) -> Response:
-        assert route.bucket is not None and route.name is not None
+        assert route.bucket is not None
+        assert route.name is not None
         stored = self.object_info(route.bucket, route.name)
         if stored is None:
             raise self._missing_object(route)
@@ -727,15 +706,15 @@ class OCIServer:
             raise ServiceError(
                 412,
                 "IfMatchFailed",
-                f"The If-Match header is '{if_match}' "
-                f"but the current entity tag is '{stored.etag}'",
+                f"The If-Match header is '{if_match}' but the current entity tag is '{stored.etag}'",
             )
         if request.headers.get("if-none-match") in ("*", stored.etag):
             return Response(304, {"etag": stored.etag})
         return Response(200, stored.headers(), stored.data)
 
     def _put_object(self, request: Request, route: _Route) -> Response:
-        assert route.bucket is not None and route.name is not None
+        assert route.bucket is not None
+        assert route.name is not None
         _check_content_md5(request)
         stored = self._store(
             route.bucket,
@@ -774,7 +753,8 @@ class OCIServer:
         return stored
 
     def _delete_object(self, request: Request, route: _Route) -> Response:
-        assert route.bucket is not None and route.name is not None
+        assert route.bucket is not None
+        assert route.name is not None
         with self._lock:
             objects = self._buckets[route.bucket].objects
             current = objects.get(route.name)
@@ -839,9 +819,7 @@ class OCIServer:
                 "timeModified": _iso(stored.modified),
                 "storageTier": "Standard",
             }
-            summaries.append(
-                {k: v for k, v in summary.items() if k == "name" or k in fields}
-            )
+            summaries.append({k: v for k, v in summary.items() if k == "name" or k in fields})
         payload: dict[str, object] = {"objects": summaries}
         if delimiter is not None:
             payload["prefixes"] = prefixes
@@ -884,18 +862,14 @@ class OCIServer:
         with self._lock:
             upload = self._uploads.get(upload_id)
         if upload is None or (upload.bucket, upload.name) != (route.bucket, route.name):
-            raise ServiceError(
-                404, "NoSuchUpload", f"The upload '{upload_id}' does not exist"
-            )
+            raise ServiceError(404, "NoSuchUpload", f"The upload '{upload_id}' does not exist")
         return upload_id, upload
 
     def _upload_part(self, request: Request, route: _Route) -> Response:
         _, upload = self._find_upload(request, route)
         part_num = request.query.get("uploadPartNum", "")
         if not part_num.isdigit() or not 1 <= int(part_num) <= 10000:
-            raise ServiceError(
-                400, "InvalidParameter", "uploadPartNum must be 1 to 10000"
-            )
+            raise ServiceError(400, "InvalidParameter", "uploadPartNum must be 1 to 10000")
         _check_content_md5(request)
         etag = str(uuid.uuid4())
         with self._lock:
@@ -910,14 +884,9 @@ class OCIServer:
         with self._lock:
             parts = dict(upload.parts)
         try:
-            wanted = sorted(
-                (int(part["partNum"]), str(part["etag"]))
-                for part in details.get("partsToCommit", [])
-            )
+            wanted = sorted((int(part["partNum"]), str(part["etag"])) for part in details.get("partsToCommit", []))
         except (KeyError, TypeError, ValueError) as error:
-            raise ServiceError(
-                400, "InvalidParameter", "Malformed partsToCommit"
-            ) from error
+            raise ServiceError(400, "InvalidParameter", "Malformed partsToCommit") from error
         for part_num, etag in wanted:
             if part_num not in parts or parts[part_num][0] != etag:
                 raise ServiceError(
@@ -1010,9 +979,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._write(error.response(self.command))
             return
         headers = {name.lower(): value for name, value in self.headers.items()}
-        response = self.server.oci.serve(
-            Request(self.command, self.path, headers, body)
-        )
+        response = self.server.oci.serve(Request(self.command, self.path, headers, body))
         if response is None:
             self.close_connection = True
             return
@@ -1061,9 +1028,7 @@ def main(argv: list[str] | None = None) -> int:
         help="accept this keyId signed with this public key; repeatable",
     )
     args = parser.parse_args(argv)
-    server = OCIServer(
-        namespace=args.namespace, buckets=args.bucket, host=args.host, port=args.port
-    )
+    server = OCIServer(namespace=args.namespace, buckets=args.bucket, host=args.host, port=args.port)
     for spec in args.public_key:
         key_id, sep, pem_file = spec.partition("=")
         if not sep:

@@ -19,9 +19,7 @@ import yaml
 
 BIN = Path(sys.executable).parent
 COLLECTION = "rstyczynski.ansible"
-RECAP = re.compile(
-    r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M
-)
+RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
 class Unsafe(str):
@@ -74,11 +72,7 @@ def role_task(role: str, name: str | None = None, **role_vars: Any) -> dict[str,
 
 def export_task(key: str, values: dict[str, str]) -> dict[str, Any]:
     """A task writing the given Jinja expressions, evaluated per host, to the export file `key`."""
-    body = (
-        "{{ {"
-        + ", ".join(f"{json.dumps(k)}: ({v})" for k, v in values.items())
-        + "} | to_json }}"
-    )
+    body = "{{ {" + ", ".join(f"{json.dumps(k)}: ({v})" for k, v in values.items()) + "} | to_json }}"
     return {
         "name": f"Export {key}",
         "ansible.builtin.copy": {
@@ -124,10 +118,7 @@ class PlaybookRunner:
         self._count = 0
 
     def inventory(self, hosts: tuple[str, ...]) -> Path:
-        lines = [
-            f"{h} ansible_connection=local ansible_python_interpreter={sys.executable}"
-            for h in hosts
-        ]
+        lines = [f"{h} ansible_connection=local ansible_python_interpreter={sys.executable}" for h in hosts]
         path = self.workdir / "inventory-{}.ini".format("-".join(hosts)[:60])
         path.write_text("\n".join(lines) + "\n")
         return path
@@ -146,16 +137,12 @@ class PlaybookRunner:
         env.update(self.env)
         return env
 
-    def write(
-        self, plays: list[dict], name: str | None = None, directory: Path | None = None
-    ) -> Path:
+    def write(self, plays: list[dict], name: str | None = None, directory: Path | None = None) -> Path:
         self._count += 1
         directory = directory or self.workdir
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / (name or f"playbook-{self._count}.yml")
-        path.write_text(
-            yaml.safe_dump(plays, sort_keys=False, allow_unicode=True, width=1000)
-        )
+        path.write_text(yaml.safe_dump(plays, sort_keys=False, allow_unicode=True, width=1000))
         return path
 
     def start(
@@ -204,9 +191,7 @@ class PlaybookRunner:
             }
         if self.export_dir.is_dir():
             for host_dir in self.export_dir.iterdir():
-                result.exported[host_dir.name] = {
-                    f.stem: json.loads(f.read_text()) for f in host_dir.glob("*.json")
-                }
+                result.exported[host_dir.name] = {f.stem: json.loads(f.read_text()) for f in host_dir.glob("*.json")}
         return result
 
     def run(self, plays: list[dict] | Path, **kwargs: Any) -> PlaybookResult:

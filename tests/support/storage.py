@@ -39,8 +39,4 @@ class FilesystemStorage:
         """Every file stored, temporary files included, relative to the storage root."""
         if not self.root.exists():
             return []
-        return sorted(
-            str(p.relative_to(self.root))
-            for p in self.root.rglob("*")
-            if not p.is_dir()
-        )
+        return sorted(str(p.relative_to(self.root)) for p in self.root.rglob("*") if not p.is_dir())

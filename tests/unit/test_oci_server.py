@@ -56,9 +56,7 @@ def signed_request(
 ) -> tuple[int, dict[str, str], bytes]:
     """Send one signed request from Python; return status, headers and body."""
     host = f"127.0.0.1:{server.port}"
-    signed = sign_request(
-        profile, method, target, host, body if sign_body else None, date
-    )
+    signed = sign_request(profile, method, target, host, body if sign_body else None, date)
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
     try:
         connection.request(method, target, body, {**signed, **(headers or {})})
@@ -87,23 +85,16 @@ def test_namespace_get(oci_client: OCIClient, oci_server: OCIServer) -> None:
     assert (entry.method, entry.path, entry.status) == ("GET", "/n", 200)
 
 
-def test_put_force_then_get_is_byte_exact(
-    oci_client: OCIClient, oci_server: OCIServer, tmp_path: Path
-) -> None:
+def test_put_force_then_get_is_byte_exact(oci_client: OCIClient, oci_server: OCIServer, tmp_path: Path) -> None:
     content = b'{"job": "abc"}\n\x00\xff\r\n'
     source = tmp_path / "job.json"
     source.write_bytes(content)
 
-    put = oci_client.os_object(
-        "put", "--name", "job.json", "--file", str(source), "--force"
-    )
+    put = oci_client.os_object("put", "--name", "job.json", "--file", str(source), "--force")
     got = oci_client.os_object("get", "--name", "job.json", "--file", "-", text=False)
 
     assert put.returncode == 0, put.stderr
-    assert (
-        json.loads(put.stdout)["etag"]
-        == oci_server.object_info(BUCKET, "job.json").etag
-    )
+    assert json.loads(put.stdout)["etag"] == oci_server.object_info(BUCKET, "job.json").etag
     assert got.returncode == 0, got.stderr
     assert got.stdout == content
     [put_request] = requests_by(oci_server, "PUT")
@@ -111,9 +102,7 @@ def test_put_force_then_get_is_byte_exact(
     assert put_request.body_length == len(content)
 
 
-def test_head_reports_object_headers(
-    oci_client: OCIClient, oci_server: OCIServer
-) -> None:
+def test_head_reports_object_headers(oci_client: OCIClient, oci_server: OCIServer) -> None:
     etag = oci_server.put_object(
         BUCKET,
         "job.json",
@@ -135,19 +124,13 @@ def test_head_reports_object_headers(
     assert headers["date"].count("GMT") == 1
 
 
-def test_put_no_overwrite(
-    oci_client: OCIClient, oci_server: OCIServer, tmp_path: Path
-) -> None:
+def test_put_no_overwrite(oci_client: OCIClient, oci_server: OCIServer, tmp_path: Path) -> None:
     source = tmp_path / "new.json"
     source.write_text('{"new": true}')
     oci_server.put_object(BUCKET, "old.json", b"old")
 
-    kept = oci_client.os_object(
-        "put", "--name", "old.json", "--file", str(source), "--no-overwrite"
-    )
-    created = oci_client.os_object(
-        "put", "--name", "new.json", "--file", str(source), "--no-overwrite"
-    )
+    kept = oci_client.os_object("put", "--name", "old.json", "--file", str(source), "--no-overwrite")
+    created = oci_client.os_object("put", "--name", "new.json", "--file", str(source), "--no-overwrite")
 
     assert kept.returncode == 0, kept.stderr
     assert "already exists" in kept.stderr
@@ -160,9 +143,7 @@ def test_put_no_overwrite(
     assert put_request.headers["if-none-match"] == "*"
 
 
-def test_create_race_has_exactly_one_winner(
-    oci_client: OCIClient, oci_server: OCIServer, tmp_path: Path
-) -> None:
+def test_create_race_has_exactly_one_winner(oci_client: OCIClient, oci_server: OCIServer, tmp_path: Path) -> None:
     # Both CLIs see 404 on HEAD before either PUT is applied.
     oci_server.add_fault(method="PUT", delay=3, times=2)
     sources = [tmp_path / f"racer{racer}.json" for racer in range(2)]
@@ -170,9 +151,7 @@ def test_create_race_has_exactly_one_winner(
         source.write_text(f'{{"racer": {racer}}}')
 
     def race(source: Path) -> subprocess.CompletedProcess[str]:
-        return oci_client.os_object(
-            "put", "--name", "race.json", "--file", str(source), "--no-overwrite"
-        )
+        return oci_client.os_object("put", "--name", "race.json", "--file", str(source), "--no-overwrite")
 
     with ThreadPoolExecutor(2) as pool:
         results = list(pool.map(race, sources))
@@ -195,9 +174,7 @@ def test_create_race_has_exactly_one_winner(
     ]
 
 
-def test_put_if_match(
-    oci_client: OCIClient, oci_server: OCIServer, tmp_path: Path
-) -> None:
+def test_put_if_match(oci_client: OCIClient, oci_server: OCIServer, tmp_path: Path) -> None:
     stale = oci_server.put_object(BUCKET, "job.json", b"v1")
     current = oci_server.put_object(BUCKET, "job.json", b"v2")
     source = tmp_path / "v3.json"
@@ -234,12 +211,8 @@ def test_put_if_match(
 def test_delete_force(oci_client: OCIClient, oci_server: OCIServer) -> None:
     etag = oci_server.put_object(BUCKET, "job.json", b"{}")
 
-    stale = oci_client.os_object(
-        "delete", "--name", "job.json", "--force", "--if-match", "stale"
-    )
-    deleted = oci_client.os_object(
-        "delete", "--name", "job.json", "--force", "--if-match", etag
-    )
+    stale = oci_client.os_object("delete", "--name", "job.json", "--force", "--if-match", "stale")
+    deleted = oci_client.os_object("delete", "--name", "job.json", "--force", "--if-match", etag)
     missing = oci_client.os_object("delete", "--name", "job.json", "--force")
 
     assert cli_error(stale.stderr)[1]["code"] == "IfMatchFailed"
@@ -259,16 +232,12 @@ def test_list_with_prefix_pages(oci_client: OCIClient, oci_server: OCIServer) ->
     for name in [*names, "other.json"]:
         oci_server.put_object(BUCKET, name, b"{}")
 
-    every = oci_client.os_object(
-        "list", "--prefix", "jobs/", "--all", "--page-size", "2"
-    )
+    every = oci_client.os_object("list", "--prefix", "jobs/", "--all", "--page-size", "2")
     first = oci_client.os_object("list", "--prefix", "jobs/", "--limit", "2")
 
     assert every.returncode == 0, every.stderr
     assert [item["name"] for item in json.loads(every.stdout)["data"]] == names
-    queries = [
-        parse_qs(urlsplit(entry.path).query) for entry in requests_by(oci_server, "GET")
-    ]
+    queries = [parse_qs(urlsplit(entry.path).query) for entry in requests_by(oci_server, "GET")]
     assert len(queries) == 4
     assert [query.get("start") for query in queries[:3]] == [
         None,
@@ -281,17 +250,13 @@ def test_list_with_prefix_pages(oci_client: OCIClient, oci_server: OCIServer) ->
     assert listed["next-start-with"] == "jobs/job2.json"
 
 
-def test_list_delimiter_and_ranges(
-    oci_server: OCIServer, oci_config: OCIConfig
-) -> None:
+def test_list_delimiter_and_ranges(oci_server: OCIServer, oci_config: OCIConfig) -> None:
     for name in ["a/1", "a/2", "b", "c/1", "d", "e"]:
         oci_server.put_object(BUCKET, name, b"x")
     profile = oci_config.profiles["DEFAULT"]
 
     def listing(query: str) -> dict[str, Any]:
-        status, _, body = signed_request(
-            oci_server, profile, "GET", f"/n/testns/b/ansible-state/o?{query}"
-        )
+        status, _, body = signed_request(oci_server, profile, "GET", f"/n/testns/b/ansible-state/o?{query}")
         assert status == 200, body
         return json.loads(body)
 
@@ -329,9 +294,7 @@ def test_wrong_namespace(oci_client: OCIClient) -> None:
     assert (details["status"], details["code"]) == (404, "NamespaceNotFound")
 
 
-def test_unregistered_key_is_rejected(
-    oci_client: OCIClient, oci_server: OCIServer, tmp_path: Path
-) -> None:
+def test_unregistered_key_is_rejected(oci_client: OCIClient, oci_server: OCIServer, tmp_path: Path) -> None:
     source = tmp_path / "job.json"
     source.write_text("{}")
 
@@ -394,23 +357,17 @@ def test_verifier_rejects_tampering(oci_config: OCIConfig) -> None:
         verify_signature("POST", target, {**headers, "host": "127.0.0.1:2"}, body, keys)
     unsigned_host = headers["authorization"].replace("(request-target) host", "")
     with pytest.raises(SignatureError, match="not signed"):
-        verify_signature(
-            "POST", target, {**headers, "authorization": unsigned_host}, body, keys
-        )
+        verify_signature("POST", target, {**headers, "authorization": unsigned_host}, body, keys)
     with pytest.raises(SignatureError, match="unknown keyId"):
         verify_signature("POST", target, headers, body, {})
 
 
-def test_transient_503_is_retried(
-    oci_client: OCIClient, oci_server: OCIServer, tmp_path: Path
-) -> None:
+def test_transient_503_is_retried(oci_client: OCIClient, oci_server: OCIServer, tmp_path: Path) -> None:
     source = tmp_path / "job.json"
     source.write_text("{}")
     oci_server.add_fault(method="PUT", status=503, times=1)
 
-    result = oci_client.os_object(
-        "put", "--name", "job.json", "--file", str(source), "--force"
-    )
+    result = oci_client.os_object("put", "--name", "job.json", "--file", str(source), "--force")
 
     assert result.returncode == 0, result.stderr
     attempts = requests_by(oci_server, "PUT")
@@ -419,16 +376,12 @@ def test_transient_503_is_retried(
     assert oci_server.get_object(BUCKET, "job.json") == b"{}"
 
 
-def test_persistent_503_without_retry(
-    oci_client: OCIClient, oci_server: OCIServer, tmp_path: Path
-) -> None:
+def test_persistent_503_without_retry(oci_client: OCIClient, oci_server: OCIServer, tmp_path: Path) -> None:
     source = tmp_path / "job.json"
     source.write_text("{}")
     oci_server.add_fault(method="PUT", status=503, times=-1)
 
-    result = oci_client.os_object(
-        "put", "--name", "job.json", "--file", str(source), "--force", "--no-retry"
-    )
+    result = oci_client.os_object("put", "--name", "job.json", "--file", str(source), "--force", "--no-retry")
 
     assert result.returncode == 1
     kind, details = cli_error(result.stderr)
@@ -441,16 +394,12 @@ def test_persistent_503_without_retry(
     assert oci_server.get_object(BUCKET, "job.json") is None
 
 
-def test_dropped_connection(
-    oci_client: OCIClient, oci_server: OCIServer, tmp_path: Path
-) -> None:
+def test_dropped_connection(oci_client: OCIClient, oci_server: OCIServer, tmp_path: Path) -> None:
     source = tmp_path / "job.json"
     source.write_text("{}")
     oci_server.add_fault(method="PUT", object_name="^job", drop=True, times=-1)
 
-    result = oci_client.os_object(
-        "put", "--name", "job.json", "--file", str(source), "--force", "--no-retry"
-    )
+    result = oci_client.os_object("put", "--name", "job.json", "--file", str(source), "--force", "--no-retry")
 
     assert result.returncode == 1
     kind, details = cli_error(result.stderr)
@@ -459,16 +408,12 @@ def test_dropped_connection(
     assert [entry.status for entry in oci_server.request_log()] == [None]
 
 
-def test_special_object_names_round_trip(
-    oci_client: OCIClient, oci_server: OCIServer, tmp_path: Path
-) -> None:
+def test_special_object_names_round_trip(oci_client: OCIClient, oci_server: OCIServer, tmp_path: Path) -> None:
     names = ["host/play book/ünïcødé €+1.json", "a+b=c&d?#%.txt"]
     for index, name in enumerate(names):
         source = tmp_path / f"{index}.txt"
         source.write_text(name)
-        put = oci_client.os_object(
-            "put", "--name", name, "--file", str(source), "--force"
-        )
+        put = oci_client.os_object("put", "--name", name, "--file", str(source), "--force")
         assert put.returncode == 0, put.stderr
 
     listed = oci_client.os_object("list", "--all")
@@ -482,15 +427,9 @@ def test_special_object_names_round_trip(
     assert "%2F" in paths[0]
 
 
-def test_put_from_stdin_uses_multipart(
-    oci_client: OCIClient, oci_server: OCIServer
-) -> None:
-    result = oci_client.os_object(
-        "put", "--name", "job.json", "--file", "-", "--force", stdin_data='{"a":1}'
-    )
-    empty = oci_client.os_object(
-        "put", "--name", "empty.json", "--file", "-", "--force", stdin_data=""
-    )
+def test_put_from_stdin_uses_multipart(oci_client: OCIClient, oci_server: OCIServer) -> None:
+    result = oci_client.os_object("put", "--name", "job.json", "--file", "-", "--force", stdin_data='{"a":1}')
+    empty = oci_client.os_object("put", "--name", "empty.json", "--file", "-", "--force", stdin_data="")
 
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["opc-multipart-md5"].endswith("-1")
@@ -507,9 +446,7 @@ def test_put_from_stdin_uses_multipart(
     ]
 
 
-def test_commit_rechecks_create_precondition(
-    oci_server: OCIServer, oci_config: OCIConfig
-) -> None:
+def test_commit_rechecks_create_precondition(oci_server: OCIServer, oci_config: OCIConfig) -> None:
     profile = oci_config.profiles["DEFAULT"]
     uploads = "/n/testns/b/ansible-state/u"
     details = json.dumps({"object": "job.json"}).encode()
@@ -525,15 +462,11 @@ def test_commit_rechecks_create_precondition(
     assert status == 200, body
     upload_id = json.loads(body)["uploadId"]
     part_target = f"{uploads}/job.json?uploadId={upload_id}&uploadPartNum=1"
-    status, part_headers, _ = signed_request(
-        oci_server, profile, "PUT", part_target, b"mine"
-    )
+    status, part_headers, _ = signed_request(oci_server, profile, "PUT", part_target, b"mine")
     assert status == 200
     oci_server.put_object(BUCKET, "job.json", b"theirs")
 
-    commit = json.dumps(
-        {"partsToCommit": [{"partNum": 1, "etag": part_headers["etag"]}]}
-    ).encode()
+    commit = json.dumps({"partsToCommit": [{"partNum": 1, "etag": part_headers["etag"]}]}).encode()
     status, _, body = signed_request(
         oci_server,
         profile,
@@ -548,19 +481,13 @@ def test_commit_rechecks_create_precondition(
     assert oci_server.get_object(BUCKET, "job.json") == b"theirs"
 
 
-def test_conditional_requests_and_content_md5(
-    oci_server: OCIServer, oci_config: OCIConfig
-) -> None:
+def test_conditional_requests_and_content_md5(oci_server: OCIServer, oci_config: OCIConfig) -> None:
     profile = oci_config.profiles["DEFAULT"]
     target = "/n/testns/b/ansible-state/o/job.json"
     etag = oci_server.put_object(BUCKET, "job.json", b"{}")
 
-    not_modified = signed_request(
-        oci_server, profile, "GET", target, headers={"if-none-match": etag}
-    )
-    mismatch = signed_request(
-        oci_server, profile, "GET", target, headers={"if-match": "x"}
-    )
+    not_modified = signed_request(oci_server, profile, "GET", target, headers={"if-none-match": etag})
+    mismatch = signed_request(oci_server, profile, "GET", target, headers={"if-match": "x"})
     head_missing = signed_request(oci_server, profile, "HEAD", target + "x")
     bad_md5 = signed_request(
         oci_server,
@@ -613,9 +540,7 @@ def test_control_endpoints(oci_server: OCIServer, oci_config: OCIConfig) -> None
     assert oci_server.list_objects(BUCKET) == []
 
 
-def test_server_runs_from_the_command_line(
-    oci_config: OCIConfig, tmp_path: Path
-) -> None:
+def test_server_runs_from_the_command_line(oci_config: OCIConfig, tmp_path: Path) -> None:
     profile = oci_config.profiles["DEFAULT"]
     pem_file = tmp_path / "default.pub.pem"
     pem_file.write_text(profile.public_pem)
@@ -643,9 +568,7 @@ def test_server_runs_from_the_command_line(
         host = f"127.0.0.1:{port}"
         target = "/n/testns/b/b1"
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        connection.request(
-            "GET", target, headers=sign_request(profile, "GET", target, host)
-        )
+        connection.request("GET", target, headers=sign_request(profile, "GET", target, host))
         response = connection.getresponse()
         bucket = json.loads(response.read())
         connection.close()

@@ -1,0 +1,97 @@
+"""Static checks that keep the roles consistent: spec versus defaults, one backend file per
+choice, documentation that renders with ansible-doc."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+ROLES = sorted(p.parent.parent.name for p in (REPO / "roles").glob("*/meta/argument_specs.yml"))
+
+
+def spec(role: str) -> dict:
+    return yaml.safe_load((REPO / "roles" / role / "meta" / "argument_specs.yml").read_text())["argument_specs"]
+
+
+def defaults(role: str) -> dict:
+    path = REPO / "roles" / role / "defaults" / "main.yml"
+    return yaml.safe_load(path.read_text()) or {} if path.exists() else {}
+
+
+def test_public_roles_are_found():
+    assert {"async_job_save", "async_job_load"} <= set(ROLES)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_argument_spec_and_defaults_agree(role):
+    options = spec(role)["main"]["options"]
+    role_defaults = defaults(role)
+
+    for name, value in role_defaults.items():
+        assert name in options, f"{name} is in defaults/main.yml but not in the argument spec"
+        assert options[name].get("default") == value, f"{name}: spec default differs from defaults/main.yml"
+    for name, option in options.items():
+        assert name.startswith(f"{role}_"), f"{name} does not carry the role prefix"
+        assert option.get("type"), f"{name} has no type"
+        assert option.get("description"), f"{name} has no description"
+        if option.get("required"):
+            assert "default" not in option, f"{name} is required and has a spec default"
+            assert name not in role_defaults, f"{name} is required and has a default in defaults/main.yml"
+        elif "default" in option:
+            assert name in role_defaults, f"{name} has a spec default but none in defaults/main.yml"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_backend_choice_has_its_task_file(role):
+    choices = spec(role)["main"]["options"][f"{role}_backend"]["choices"]
+    files = {p.stem.removeprefix("backend_") for p in (REPO / "roles" / role / "tasks").glob("backend_*.yml")}
+    assert set(choices) == files
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_description_names_every_fact_the_role_sets(role):
+    description = " ".join(spec(role)["main"]["description"])
+    readme = (REPO / "roles" / role / "README.md").read_text()
+    tasks = "".join(p.read_text() for p in (REPO / "roles" / role / "tasks").glob("*.yml"))
+    facts = set()
+    for document in (yaml.safe_load(p.read_text()) for p in (REPO / "roles" / role / "tasks").glob("*.yml")):
+        for task in document or []:
+            facts.update(k for k in task.get("ansible.builtin.set_fact", {}) if not k.startswith("__"))
+    assert facts, tasks
+    for fact in facts:
+        assert fact in description, f"{fact} is not named in the spec description"
+        assert fact in readme, f"{fact} is not named in the role README"
+
+
+@pytest.fixture(scope="module")
+def doc_env(tmp_path_factory):
+    root = tmp_path_factory.mktemp("collections")
+    (root / "ansible_collections" / "rstyczynski").mkdir(parents=True)
+    (root / "ansible_collections" / "rstyczynski" / "ansible").symlink_to(REPO)
+    return {"ANSIBLE_COLLECTIONS_PATH": str(root), "PATH": str(Path(sys.executable).parent), "ANSIBLE_NOCOLOR": "1"}
+
+
+def ansible_doc(env, *args):
+    command = [str(Path(sys.executable).parent / "ansible-doc"), "-t", "role", *args]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_ansible_doc_lists_every_public_role(doc_env):
+    listing = ansible_doc(doc_env, "-l", "rstyczynski.ansible")
+    for role in ROLES:
+        assert f"rstyczynski.ansible.{role}" in listing
+        assert spec(role)["main"]["short_description"][:40] in listing
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_ansible_doc_renders_every_option(doc_env, role):
+    text = ansible_doc(doc_env, f"rstyczynski.ansible.{role}")
+    for name in spec(role)["main"]["options"]:
+        assert name in text
