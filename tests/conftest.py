@@ -8,12 +8,14 @@ from pathlib import Path
 import pytest
 
 from tests.support.playbook import PlaybookRunner
-from tests.support.storage import FilesystemStorage
+from tests.support.storage import FilesystemStorage, OCIStorage
 
 pytest_plugins = ["tests.support.fixtures"]
 
 REPO = Path(__file__).resolve().parent.parent
-BACKENDS = ["filesystem"]
+BACKENDS = ["filesystem", "oci"]
+# What the oci CLI run by the roles needs: no user rc file, no key-permission warnings.
+OCI_CLI_ENV = {"OCI_CLI_SUPPRESS_FILE_PERMISSIONS_WARNING": "True", "SUPPRESS_LABEL_WARNING": "True"}
 
 
 @pytest.fixture(scope="session")
@@ -30,13 +32,18 @@ def collections_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def runner(tmp_path: Path, collections_path: Path) -> PlaybookRunner:
     """Runs playbooks on localhost; pass hosts=... for a fleet of local hosts."""
     workdir = tmp_path / "work"
-    workdir.mkdir()
-    return PlaybookRunner(workdir, collections_path)
+    (workdir / "tmp").mkdir(parents=True)
+    (workdir / "oci_cli_rc").touch()
+    runner = PlaybookRunner(workdir, collections_path)
+    # A private TMPDIR shows what a run leaves behind in the temporary directory.
+    runner.env.update(OCI_CLI_ENV, OCI_CLI_RC_FILE=str(workdir / "oci_cli_rc"), TMPDIR=str(workdir / "tmp"))
+    return runner
 
 
 @pytest.fixture(params=BACKENDS)
-def storage(request: pytest.FixtureRequest, tmp_path: Path) -> FilesystemStorage:
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> FilesystemStorage | OCIStorage:
     """The storage of one backend; tests that take it run once per backend."""
     if request.param == "filesystem":
         return FilesystemStorage(tmp_path / "state")
-    raise ValueError(request.param)
+    client = request.getfixturevalue("oci_client")
+    return OCIStorage(request.getfixturevalue("oci_server"), client.config_file, client.bucket)

@@ -40,3 +40,42 @@ class FilesystemStorage:
         if not self.root.exists():
             return []
         return sorted(str(p.relative_to(self.root)) for p in self.root.rglob("*") if not p.is_dir())
+
+
+class OCIStorage:
+    """Records in a bucket of the local Object Storage server, reached through the real oci CLI."""
+
+    backend = "oci"
+
+    def __init__(self, server, config_file: Path, bucket: str, prefix: str = ""):
+        self.server = server
+        self.config_file = config_file
+        self.bucket = bucket
+        self.prefix = prefix
+
+    def role_vars(self, role: str) -> dict[str, object]:
+        inputs = {
+            f"{role}_backend": self.backend,
+            f"{role}_oci_bucket": self.bucket,
+            f"{role}_oci_namespace": self.server.namespace,
+            f"{role}_oci_config_file": str(self.config_file),
+            f"{role}_oci_endpoint": self.server.endpoint,
+        }
+        if self.prefix:
+            inputs[f"{role}_oci_prefix"] = self.prefix
+        return inputs
+
+    def key(self, host: str, playbook: str, job: str) -> str:
+        return f"{self.prefix}{host}/{playbook}/{job}.json"
+
+    def state_file(self, host: str, playbook: str, job: str) -> str:
+        return f"oci://{self.bucket}/{self.key(host, playbook, job)}"
+
+    def read(self, host: str, playbook: str, job: str) -> bytes | None:
+        return self.server.get_object(self.bucket, self.key(host, playbook, job))
+
+    def write(self, host: str, playbook: str, job: str, data: bytes) -> None:
+        self.server.put_object(self.bucket, self.key(host, playbook, job), data)
+
+    def names(self) -> list[str]:
+        return sorted(self.server.list_objects(self.bucket))
