@@ -1,12 +1,14 @@
-"""Benchmark async_job_save and async_job_load against a plain copy task (the floor).
+"""Benchmark async_job_save and async_job_load against the cheapest playbook doing the same work.
 
 Run from the repository root with the virtualenv's Python (``make bench``)::
 
-    .venv/bin/python bench/bench.py [--hosts 40] [--forks 10] [--repeat 3]
+    .venv/bin/python bench/bench.py [--hosts 40] [--forks 10] [--repeat 3] [--backend all]
 
 Each scenario is its own ansible-playbook run over N local hosts. The runs are
-interleaved round-robin, and the median of each scenario is compared with the floor:
-one ansible.builtin.copy per host of a small JSON file.
+interleaved round-robin, and the median of each scenario is compared with its backend's
+floor: for the filesystem backend one ansible.builtin.copy per host of a small JSON file,
+for the OCI backend one delegated command per host running a bare ``oci os object head``
+against a local Object Storage server (tests/support/oci_server.py) on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -26,12 +28,23 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from tests.support.oci_env import cli_environment, create_config  # noqa: E402
+from tests.support.oci_server import OCIServer  # noqa: E402
+
 BIN = Path(sys.executable).parent
 PLAY_NAME = "async_job bench"
 JOB_NAME = "bench_job"
-# Highest acceptable ratio of a scenario's median wall time to the floor's.
-TARGETS = {"first save": 1.3, "re-save": 1.1, "load": 0.3}
-SCENARIOS = ("floor", *TARGETS)
+BUCKET = "bench"
+# Highest acceptable ratio of a scenario's median wall time to its backend's floor.
+TARGETS = {"first save": 1.3, "re-save": 1.1, "load": 0.3, "oci save": 1.5, "oci load": 1.2}
+# The scenarios of each backend in the order of one round; the floor comes first.
+SUITES = {
+    "filesystem": ("floor", "first save", "re-save", "load"),
+    "oci": ("oci floor", "oci save", "oci load"),
+}
+# An OCI round saves first, so the floor's head and the load find the objects it stored.
+RUN_ORDER = {"filesystem": SUITES["filesystem"], "oci": ("oci save", "oci floor", "oci load")}
 RECAP_CHANGED = re.compile(r"^\S+\s+:\s+ok=\d+\s+changed=(\d+)", re.MULTILINE)
 
 
@@ -73,18 +86,53 @@ def playbooks() -> dict[str, list[dict]]:
             "async_job_load_state_dir": "{{ bench_dir }}",
         },
     }
+    # One task for the whole batch, so the check adds next to nothing to the load's time.
     check = {
-        "name": "Check that the saved job id was found",
+        "name": "Check that every host found its saved job id",
         "ansible.builtin.assert": {
             "that": [
-                "async_job_load_found | bool",
-                "async_job_load_ansible_job_id == bench_job_id",
+                "ansible_play_hosts | map('extract', hostvars, 'async_job_load_ansible_job_id') | list"
+                " == ansible_play_hosts | map('extract', hostvars, 'bench_job_id') | list",
             ],
             "quiet": True,
         },
+        "run_once": True,
     }
-    tasks = {"floor": [floor], "first save": [save], "re-save": [save]}
-    tasks["load"] = [load, check]
+    oci_vars = {
+        "backend": "oci",
+        "oci_bucket": BUCKET,
+        "oci_namespace": "{{ bench_namespace }}",
+        "oci_config_file": "{{ bench_oci_config }}",
+        "oci_endpoint": "{{ bench_oci_endpoint }}",
+        "oci_prefix": "{{ bench_dir | basename }}/",
+    }
+    oci_floor = {
+        "name": "Ask for the head of each host's object",
+        "ansible.builtin.command": {
+            "argv": [
+                "oci",
+                "--config-file",
+                "{{ bench_oci_config }}",
+                "--endpoint",
+                "{{ bench_oci_endpoint }}",
+                "os",
+                "object",
+                "head",
+                "--namespace-name",
+                "{{ bench_namespace }}",
+                "--bucket-name",
+                BUCKET,
+                "--name",
+                "{{ bench_dir | basename }}/{{ inventory_hostname }}/" + PLAY_NAME + "/" + JOB_NAME + ".json",
+            ]
+        },
+        "delegate_to": "localhost",
+        "changed_when": False,
+    }
+    oci_save = {**save, "vars": {**save["vars"], **{f"async_job_save_{k}": v for k, v in oci_vars.items()}}}
+    oci_load = {**load, "vars": {**load["vars"], **{f"async_job_load_{k}": v for k, v in oci_vars.items()}}}
+    tasks = {"floor": [floor], "first save": [save], "re-save": [save], "load": [load, check]}
+    tasks.update({"oci floor": [oci_floor], "oci save": [oci_save], "oci load": [oci_load, check]})
     return {name: [{"name": PLAY_NAME, "hosts": "all", "gather_facts": False, "tasks": t}] for name, t in tasks.items()}
 
 
@@ -110,9 +158,9 @@ def playbook_file(scenario: str) -> str:
     return scenario.replace(" ", "_") + ".yml"
 
 
-def run(work: Path, env: dict, scenario: str, bench_dir: Path, *opts: str) -> dict:
+def run(work: Path, env: dict, scenario: str, bench_dir: Path, *opts: str, oci: dict | None = None) -> dict:
     """Run one scenario: wall seconds, CPU seconds of the children, changed count."""
-    extra = json.dumps({"bench_dir": str(bench_dir)})
+    extra = json.dumps({"bench_dir": str(bench_dir), **(oci or {})})
     cmd = [str(BIN / "ansible-playbook"), playbook_file(scenario), "-e", extra, *opts]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
@@ -127,32 +175,37 @@ def run(work: Path, env: dict, scenario: str, bench_dir: Path, *opts: str) -> di
     return {"wall_s": wall, "cpu_s": cpu, "changed": changed}
 
 
-def measure(args: argparse.Namespace, env: dict) -> dict[str, list[dict]]:
-    """All runs, round-robin: floor, first save, re-save, load; then again."""
-    samples: dict[str, list[dict]] = {name: [] for name in SCENARIOS}
-    with tempfile.TemporaryDirectory(prefix="async_job_bench-") as tmp:
+def measure(args: argparse.Namespace, env: dict, backends: list[str]) -> dict[str, list[dict]]:
+    """All runs, round-robin within each backend: one round of its scenarios, then again."""
+    samples: dict[str, list[dict]] = {name: [] for b in backends for name in SUITES[b]}
+    with tempfile.TemporaryDirectory(prefix="async_job_bench-") as tmp, OCIServer(buckets=[BUCKET]) as server:
         work = Path(tmp)
         setup(work, args.hosts, args.forks)
-        env = {**env, "ANSIBLE_CONFIG": str(work / "ansible.cfg")}
+        config = create_config(work / "oci")
+        server.add_key(config.profiles["DEFAULT"].key_id, config.profiles["DEFAULT"].public_pem)
+        oci = {"bench_namespace": server.namespace, "bench_oci_config": str(config.path)}
+        oci["bench_oci_endpoint"] = server.endpoint
+        env = {**cli_environment(work / "home", env), "ANSIBLE_CONFIG": str(work / "ansible.cfg")}
         warmup = work / "warmup"
         warmup.mkdir()
         run(work, env, "floor", warmup, "--limit", "all[0]")  # untimed, fills caches
         for rep in range(1, args.repeat + 1):
-            floor_dir, state_dir = work / f"floor{rep}", work / f"state{rep}"
-            floor_dir.mkdir()  # the state directory is left for the first save
-            dirs = (floor_dir, state_dir, state_dir, state_dir)
-            for scenario, bench_dir in zip(SCENARIOS, dirs, strict=True):
-                sample = run(work, env, scenario, bench_dir)
-                samples[scenario].append(sample)
-                print(
-                    f"  run {rep}/{args.repeat} {scenario:<10} {sample['wall_s']:6.2f} s",
-                    file=sys.stderr,
-                )
+            for backend in backends:
+                for scenario in RUN_ORDER[backend]:
+                    # The floor copies into a fresh directory; the save and load of a round
+                    # share theirs, which the first save finds empty (or its prefix, for OCI).
+                    bench_dir = work / (f"floor{rep}" if scenario == "floor" else f"{backend}{rep}")
+                    if scenario == "floor":
+                        bench_dir.mkdir()
+                    sample = run(work, env, scenario, bench_dir, oci=oci)
+                    samples[scenario].append(sample)
+                    print(f"  run {rep}/{args.repeat} {scenario:<10} {sample['wall_s']:6.2f} s", file=sys.stderr)
     return samples
 
 
 def summarize(samples: dict[str, list[dict]]) -> list[dict]:
     rows = []
+    floors = {}
     for name, runs in samples.items():
         rows.append(
             {
@@ -165,8 +218,10 @@ def summarize(samples: dict[str, list[dict]]) -> list[dict]:
             }
         )
     for row in rows:
-        row["wall_ratio"] = row["wall_s"] / rows[0]["wall_s"]
-        row["cpu_ratio"] = row["cpu_s"] / rows[0]["cpu_s"]
+        if row["scenario"].endswith("floor"):
+            floors = row
+        row["wall_ratio"] = row["wall_s"] / floors["wall_s"]
+        row["cpu_ratio"] = row["cpu_s"] / floors["cpu_s"]
         target = row["target"]
         row["pass"] = None if target is None else row["wall_ratio"] <= target
     return rows
@@ -200,6 +255,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs per scenario (3)")
     parser.add_argument("--json", metavar="FILE", help="also write the figures here")
     parser.add_argument("--strict", action="store_true", help="exit 1 on a MISS")
+    parser.add_argument("--backend", choices=["all", *SUITES], default="all", help="which backend (all)")
     args = parser.parse_args()
     if min(args.hosts, args.forks, args.repeat) < 1:
         parser.error("--hosts, --forks and --repeat must be at least 1")
@@ -209,6 +265,8 @@ def main() -> int:
     # No ANSIBLE_* setting of the caller leaks in: the scratch ansible.cfg decides.
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     env.update(ANSIBLE_COLLECTIONS_PATH=collections, ANSIBLE_NOCOLOR="1")
+    # The roles run the oci CLI found on PATH: the one installed beside this Python.
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     version = subprocess.run(
         [str(BIN / "ansible-playbook"), "--version"],
         env=env,
@@ -223,9 +281,10 @@ def main() -> int:
         "repeat": args.repeat,
     }
 
-    rows = summarize(measure(args, env))
+    backends = list(SUITES) if args.backend == "all" else [args.backend]
+    rows = summarize(measure(args, env, backends))
     print_table(rows, meta)
-    resave_changed = rows[SCENARIOS.index("re-save")]["changed"]
+    resave_changed = sum(row["changed"] for row in rows if row["scenario"] == "re-save")
     if resave_changed:
         print(f"warning: re-save reported changed={resave_changed}, expected 0")
     if args.json:
