@@ -146,7 +146,8 @@ def test_idempotent_pattern_starts_a_real_job_once_and_reattaches(runner, tmp_pa
     assert first["found"] is False
     assert second["found"] is True
     assert second["jid"] == first["jid"]
-    assert first["finished"] and second["finished"]
+    assert first["finished"]
+    assert second["finished"]
     assert (second["rc"], second["stdout"]) == (0, "deployed")
     assert starts.read_text() == "started\n"
 
