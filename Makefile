@@ -6,9 +6,24 @@ VENV := .venv
 BIN := $(VENV)/bin
 COLLECTIONS := $(CURDIR)/.ansible/collections
 LINK := $(COLLECTIONS)/ansible_collections/rstyczynski/ansible
+VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 
-.PHONY: demo test lint unit integration bench clean
+# The ansible-core matrix needs python3.12 for 2.20 and later. Where pyenv is installed, its
+# Python 3.12+ versions go at the END of PATH, so tox finds python3.12 while python3 stays the
+# one found first.
+empty :=
+space := $(empty) $(empty)
+PYENV_BINS := $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.1[2-9]*/bin)
+ifneq ($(PYENV_BINS),)
+export PATH := $(PATH):$(subst $(space),:,$(PYENV_BINS))
+endif
+
+# Every supported ansible-core series (tox environments, see tox.ini); CI runs the two ends.
+MATRIX := core216,core217,core218,core219,core220,core221
+MATRIX_ENDS := core216,core221
+
+.PHONY: demo test lint sanity unit integration matrix matrix-ends changelog bench clean
 
 # The main job: the idempotent long-running job on localhost, run twice. The first run starts
 # the job and saves its id; the second run finds the id and re-attaches to the same job.
@@ -18,8 +33,8 @@ demo: $(BIN)/.installed $(LINK)
 	@echo "=== Second run: the job is found by name and re-attached, not started again ==="
 	$(BIN)/ansible-playbook -i playbooks/inventory.ini playbooks/idempotent_job.yml
 
-# The whole suite: lint, then every test (unit and integration).
-test: lint $(BIN)/.installed $(LINK)
+# The whole suite: lint, ansible-test sanity, then every test (unit and integration).
+test: lint sanity $(BIN)/.installed $(LINK)
 	$(BIN)/python -m pytest -n 2 tests
 
 lint: $(BIN)/.installed $(LINK)
@@ -27,7 +42,12 @@ lint: $(BIN)/.installed $(LINK)
 	$(BIN)/ansible-lint --offline
 	$(BIN)/ruff check tests bench
 	$(BIN)/ruff format --check tests bench
+	$(BIN)/shellcheck tests/sanity.sh .ci/run
 	$(BIN)/antsibull-changelog lint
+
+# ansible-test sanity on a copy of the tree laid out as ansible_collections/rstyczynski/ansible.
+sanity: $(BIN)/.installed
+	PATH="$(CURDIR)/$(BIN):$$PATH" tests/sanity.sh
 
 unit: $(BIN)/.installed $(LINK)
 	$(BIN)/python -m pytest tests/unit
@@ -35,10 +55,24 @@ unit: $(BIN)/.installed $(LINK)
 integration: $(BIN)/.installed $(LINK)
 	$(BIN)/python -m pytest tests/integration
 
+# The whole pytest suite on the newest release of every supported ansible-core series.
+matrix: $(BIN)/.installed
+	$(BIN)/tox -e $(MATRIX)
+
+# The oldest and the newest supported series only (what CI runs).
+matrix-ends: $(BIN)/.installed
+	$(BIN)/tox -e $(MATRIX_ENDS)
+
+# CHANGELOG.md and changelogs/changelog.yaml from the fragments, for the version in galaxy.yml.
+# The fragments are kept (keep_fragments in changelogs/config.yaml); run it after adding one.
+changelog: $(BIN)/.installed $(LINK)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/antsibull-changelog release --version $(VERSION) \
+		--update-existing --refresh-fragments without-archives
+
 bench: $(BIN)/.installed $(LINK)
 	$(BIN)/python bench/bench.py
 
-$(BIN)/.installed: requirements.txt
+$(BIN)/.installed: requirements.txt requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
