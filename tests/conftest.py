@@ -3,6 +3,9 @@ for each backend (one behaviour test body runs once per backend)."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,15 +32,18 @@ def collections_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def runner(tmp_path: Path, collections_path: Path) -> PlaybookRunner:
+def runner(tmp_path: Path, collections_path: Path) -> Iterator[PlaybookRunner]:
     """Runs playbooks on localhost; pass hosts=... for a fleet of local hosts."""
     workdir = tmp_path / "work"
-    (workdir / "tmp").mkdir(parents=True)
+    workdir.mkdir()
     (workdir / "oci_cli_rc").touch()
     runner = PlaybookRunner(workdir, collections_path)
-    # A private TMPDIR shows what a run leaves behind in the temporary directory.
-    runner.env.update(OCI_CLI_ENV, OCI_CLI_RC_FILE=str(workdir / "oci_cli_rc"), TMPDIR=str(workdir / "tmp"))
-    return runner
+    # A private TMPDIR shows what a run leaves behind in the temporary directory. It is kept
+    # short: ansible-core 2.20+ puts a Unix socket there, whose path may not exceed 107 bytes.
+    runner.tmpdir = Path(tempfile.mkdtemp(prefix="ajt-"))
+    runner.env.update(OCI_CLI_ENV, OCI_CLI_RC_FILE=str(workdir / "oci_cli_rc"), TMPDIR=str(runner.tmpdir))
+    yield runner
+    shutil.rmtree(runner.tmpdir, ignore_errors=True)
 
 
 @pytest.fixture(params=BACKENDS)

@@ -90,7 +90,7 @@ def test_nothing_is_written_outside_the_state_dir(runner, tmp_path):
     state = tmp_path / "state"
     result = runner.fails([play([save(str(state), job="../../../outside")], name=PLAY)])
 
-    assert 'async_job_save_job_name is "../../../outside"' in result.output
+    assert result.says('async_job_save_job_name is "../../../outside"'), result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["work"]
 
 

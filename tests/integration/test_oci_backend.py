@@ -105,7 +105,7 @@ def writes(server) -> list:
 
 def leftovers(runner) -> list[str]:
     """Whatever a run left in its private TMPDIR."""
-    return sorted(str(p.relative_to(runner.workdir)) for p in (runner.workdir / "tmp").rglob("*"))
+    return sorted(str(p.relative_to(runner.tmpdir)) for p in runner.tmpdir.rglob("*"))
 
 
 # Saving

@@ -200,7 +200,7 @@ def test_save_rejects_a_bad_name_before_writing(runner, storage, variable, value
     task["vars"][f"async_job_save_{variable}"] = "{{ bad_value }}"
     result = runner.fails([play([task], name=PLAY)], extra_vars={"bad_value": value})
 
-    assert f"async_job_save_{variable} is {json.dumps(value)}" in result.output
+    assert result.says(f"async_job_save_{variable} is {json.dumps(value)}"), result.output
     assert storage.names() == []
 
 
@@ -210,7 +210,7 @@ def test_load_rejects_a_bad_name(runner, storage, variable, value):
     task["vars"][f"async_job_load_{variable}"] = "{{ bad_value }}"
     result = runner.fails([play([task], name=PLAY)], extra_vars={"bad_value": value})
 
-    assert f"async_job_load_{variable} is {json.dumps(value)}" in result.output
+    assert result.says(f"async_job_load_{variable} is {json.dumps(value)}"), result.output
 
 
 @pytest.mark.parametrize(

@@ -54,6 +54,10 @@ class PlaybookResult:
     def output(self) -> str:
         return self.stdout + self.stderr
 
+    def says(self, text: str) -> bool:
+        """Whether the output holds text, as printed or inside a JSON result (before 2.19)."""
+        return text in self.output or json.dumps(text)[1:-1] in self.output
+
     def changed(self, host: str = "localhost") -> int:
         return self.stats[host]["changed"]
 
@@ -115,6 +119,7 @@ class PlaybookRunner:
         self.hosts = hosts
         self.export_dir = workdir / "export"
         self.env: dict[str, str] = {}
+        self.tmpdir: Path = workdir
         self._count = 0
 
     def inventory(self, hosts: tuple[str, ...]) -> Path:

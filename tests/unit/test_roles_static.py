@@ -87,7 +87,8 @@ def test_ansible_doc_lists_every_public_role(doc_env):
     listing = ansible_doc(doc_env, "-l", "rstyczynski.ansible")
     for role in ROLES:
         assert f"rstyczynski.ansible.{role}" in listing
-        assert spec(role)["main"]["short_description"][:40] in listing
+        # ansible-doc before 2.17 cuts descriptions in the listing to about 33 characters.
+        assert spec(role)["main"]["short_description"][:30] in listing
 
 
 @pytest.mark.parametrize("role", ROLES)
