@@ -20,22 +20,13 @@ import pytest
 import yaml
 
 from tests.support.fixtures import BUCKET
-from tests.support.playbook import export_task, play, role_task
+from tests.support.playbook import LOADED, SAVE_TIME, export_task, play, role_task
 from tests.support.storage import OCIStorage
 
 REPO = Path(__file__).resolve().parents[2]
 SEED_README = REPO.parent / "shared" / "seed" / "async_job_save.README.md"
 
 PLAY = "Deploy the web tier"
-SAVE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
-LOADED = {
-    "found": "async_job_load_found",
-    "ansible_job_id": "async_job_load_ansible_job_id",
-    "host": "async_job_load_host",
-    "metadata": "async_job_load_metadata",
-    "save_time": "async_job_load_save_time",
-    "state_file": "async_job_load_state_file",
-}
 # Failure tests must not wait for the CLI's default retries (8 attempts, about 94 s).
 NO_RETRY = ["--no-retry"]
 TWO_ATTEMPTS = ["--max-retries", "2"]

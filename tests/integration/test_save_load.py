@@ -7,18 +7,9 @@ import re
 
 import pytest
 
-from tests.support.playbook import export_task, play, role_task, unsafe
+from tests.support.playbook import LOADED, SAVE_TIME, export_task, play, role_task, unsafe
 
 PLAY = "Deploy the web tier"
-SAVE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
-LOADED = {
-    "found": "async_job_load_found",
-    "ansible_job_id": "async_job_load_ansible_job_id",
-    "host": "async_job_load_host",
-    "metadata": "async_job_load_metadata",
-    "save_time": "async_job_load_save_time",
-    "state_file": "async_job_load_state_file",
-}
 
 
 def storage_vars(storage, role):

@@ -19,6 +19,16 @@ import yaml
 
 BIN = Path(sys.executable).parent
 COLLECTION = "rstyczynski.ansible"
+# What a save stores as save_time, and an export of every fact async_job_load sets.
+SAVE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+LOADED = {
+    "found": "async_job_load_found",
+    "ansible_job_id": "async_job_load_ansible_job_id",
+    "host": "async_job_load_host",
+    "metadata": "async_job_load_metadata",
+    "save_time": "async_job_load_save_time",
+    "state_file": "async_job_load_state_file",
+}
 RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
