@@ -326,6 +326,24 @@ def test_missing_bucket_or_namespace_is_named_before_any_request(runner, oci_ser
     assert leftovers(runner) == []
 
 
+@pytest.mark.parametrize("role", ["async_job_save", "async_job_load"])
+def test_an_unknown_auth_mode_is_named_before_any_request(runner, oci_server, storage, role):
+    task = save(storage) if role == "async_job_save" else load(storage)
+    task["vars"][f"{role}_oci_auth"] = "password"
+    result = runner.fails([play([task], name=PLAY)])
+
+    message = failure_message(result)
+    assert f'{role}_oci_auth is "password": it must be one of api_key' in message
+    assert oci_server.request_log() == []
+
+
+@pytest.mark.parametrize("role", ["async_job_save", "async_job_load"])
+def test_an_empty_auth_mode_adds_no_option(runner, oci_server, storage, role):
+    task = save(storage) if role == "async_job_save" else load(storage)
+    task["vars"][f"{role}_oci_auth"] = ""
+    runner.ok([play([task], name=PLAY)])
+
+
 # Records outlive the controller
 
 
