@@ -258,6 +258,27 @@ def test_the_async_dir_of_the_record_is_where_the_host_is_asked(runner, state, a
     assert not any(async_dir.glob(result.value("unnoted")["ansible_job_id"]))
 
 
+def test_without_async_dir_in_the_record_the_inventory_async_dir_is_asked(runner, state, async_dir):
+    result = runner.ok([play([*start(state, "plain", "sleep 600"), *check(state, "plain")], name=PLAY)])
+
+    plain = result.value("plain")
+    assert plain["status"] == "running"
+    assert plain["result"]["results_file"] == str(async_dir / plain["ansible_job_id"])
+
+
+def test_without_any_async_dir_variable_the_configured_one_is_asked(runner, state, tmp_path):
+    configured = tmp_path / "configured-async"
+    runner.env["ANSIBLE_ASYNC_DIR"] = str(configured)
+    try:
+        result = runner.ok([play([*start(state, "plain", "sleep 600"), *check(state, "plain")], name=PLAY)])
+    finally:
+        kill_jobs(tmp_path)
+
+    plain = result.value("plain")
+    assert plain["status"] == "running"
+    assert plain["result"]["results_file"] == str(configured / plain["ansible_job_id"])
+
+
 def test_each_host_of_a_fleet_gets_its_own_status(runner, state, async_dir):
     hosts = ("node1", "node2", "node3")
     commands = {"node1": "sleep 600", "node2": "echo on node2", "node3": "exit 3"}
