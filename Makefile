@@ -35,7 +35,7 @@ demo: $(BIN)/.installed $(LINK)
 
 # The whole suite: lint, ansible-test sanity, then every test (unit and integration).
 test: lint sanity $(BIN)/.installed $(LINK)
-	$(BIN)/python -m pytest -n 2 tests
+	$(BIN)/python -m pytest -n 2 --durations=15 tests
 
 lint: $(BIN)/.installed $(LINK)
 	$(BIN)/yamllint --strict .

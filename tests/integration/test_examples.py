@@ -10,19 +10,16 @@ home directory or the repository), and each test kills, by process group, the jo
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
-import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tests.support.fixtures import BUCKET
+from tests.support.jobs import kill_jobs, use_private_async_dir
 from tests.support.playbook import PlaybookResult, PlaybookRunner, export_task, play
 
 REPO = Path(__file__).resolve().parents[2]
@@ -91,44 +88,13 @@ class Examples:
         raise AssertionError(f"job {job_id} did not finish within {timeout} s")
 
 
-def processes_under(root: Path) -> set[int]:
-    """Process groups of the processes whose command line names a path under root (never the test's own)."""
-    marker = f"{root}/"
-    groups = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if marker in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
-                groups.add(os.getpgid(int(entry.name)))
-        except OSError:
-            continue
-    groups.discard(os.getpgrp())
-    return groups
-
-
-def stop_jobs(root: Path) -> None:
-    """Kill the async wrappers (and with their process groups the jobs) started under root."""
-    for _ in range(3):
-        groups = processes_under(root)
-        if not groups:
-            return
-        for group in groups:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(group, signal.SIGKILL)
-        time.sleep(0.5)
-
-
 @pytest.fixture
 def examples(runner: PlaybookRunner, tmp_path: Path) -> Iterator[Examples]:
     """The examples with a private async and remote temporary directory, set in the inventory."""
     helper = Examples(runner, tmp_path)
-    group_vars = runner.workdir / "group_vars"
-    group_vars.mkdir()
-    private = {"ansible_async_dir": str(helper.async_dir), "ansible_remote_tmp": str(tmp_path / "remote-tmp")}
-    (group_vars / "all.yml").write_text(yaml.safe_dump(private))
+    assert use_private_async_dir(runner, tmp_path) == helper.async_dir
     yield helper
-    stop_jobs(tmp_path)
+    kill_jobs(tmp_path)
 
 
 def failure_message(result: PlaybookResult) -> str:

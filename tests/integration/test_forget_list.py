@@ -16,7 +16,7 @@ import pytest
 
 from tests.support.fixtures import BUCKET
 from tests.support.playbook import LOADED, export_task, play, role_task
-from tests.support.storage import OCIStorage
+from tests.support.storage import DAMAGED_RECORDS, OCIStorage
 
 PLAY = "Deploy the web tier"
 FORGOTTEN = {"removed": "async_job_forget_removed"}
@@ -281,12 +281,7 @@ def test_a_failed_cleanup_keeps_the_record(runner, storage, tmp_path):
 
 @pytest.mark.parametrize(
     ("content", "reason"),
-    [
-        (b"{not json", "is not valid JSON"),
-        (b"", "is not valid JSON"),
-        (b'{"job_name": "deploy", "host": "localhost"}', "holds no ansible_job_id"),
-        (b'["j1.1"]', "holds no ansible_job_id"),
-    ],
+    DAMAGED_RECORDS,
 )
 @pytest.mark.parametrize("cleanup", [False, True])
 def test_forget_of_a_damaged_record_fails_and_keeps_it(runner, storage, content, reason, cleanup):

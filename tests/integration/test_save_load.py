@@ -8,6 +8,7 @@ import re
 import pytest
 
 from tests.support.playbook import LOADED, SAVE_TIME, export_task, play, role_task, unsafe
+from tests.support.storage import DAMAGED_RECORDS
 
 PLAY = "Deploy the web tier"
 
@@ -206,12 +207,7 @@ def test_load_rejects_a_bad_name(runner, storage, variable, value):
 
 @pytest.mark.parametrize(
     ("content", "reason"),
-    [
-        (b"{not json", "is not valid JSON"),
-        (b"", "is not valid JSON"),
-        (b'{"job_name": "deploy", "host": "localhost"}', "holds no ansible_job_id"),
-        (b'["j1.1"]', "holds no ansible_job_id"),
-    ],
+    DAMAGED_RECORDS,
 )
 def test_a_damaged_record_fails_the_load_and_is_kept(runner, storage, content, reason):
     storage.write("localhost", PLAY, "deploy", content)

@@ -7,7 +7,6 @@ it started.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import time
@@ -15,8 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
+from tests.support.jobs import jobs_of, kill_jobs, use_private_async_dir
 from tests.support.playbook import export_task, play, role_task
 from tests.support.storage import FilesystemStorage
 
@@ -75,34 +74,6 @@ def check(storage, job: str, key: str | None = None, **extra) -> list[dict]:
     return [load, export_task(key or job, CHECKED)]
 
 
-def jobs_of(marker: Path) -> set[int]:
-    """Process groups of the processes whose command line names marker (never the test's own group)."""
-    groups = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            if str(marker) in cmdline:
-                groups.add(os.getpgid(int(entry.name)))
-        except (OSError, ProcessLookupError):
-            continue
-    groups.discard(os.getpgrp())
-    return groups
-
-
-def kill_jobs(marker: Path) -> None:
-    """Kill, by process group id, the async wrappers and jobs a test started under marker."""
-    for _ in range(3):
-        groups = jobs_of(marker)
-        if not groups:
-            return
-        for group in groups:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(group, signal.SIGKILL)
-        time.sleep(0.5)
-
-
 def wait_for_file(path: Path, timeout: float = 60) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -115,12 +86,7 @@ def wait_for_file(path: Path, timeout: float = 60) -> str:
 @pytest.fixture
 def async_dir(runner, tmp_path: Path) -> Iterator[Path]:
     """A private async directory (and remote temp directory) for every host, set in the inventory."""
-    directory = tmp_path / "async"
-    group_vars = runner.workdir / "group_vars"
-    group_vars.mkdir()
-    host_vars = {"ansible_async_dir": str(directory), "ansible_remote_tmp": str(tmp_path / "remote-tmp")}
-    (group_vars / "all.yml").write_text(yaml.safe_dump(host_vars))
-    yield directory
+    yield use_private_async_dir(runner, tmp_path)
     kill_jobs(tmp_path)
 
 

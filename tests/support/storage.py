@@ -8,6 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# Stored bytes that are not a usable record, and what the failure says about them.
+DAMAGED_RECORDS = [
+    (b"{not json", "is not valid JSON"),
+    (b"", "is not valid JSON"),
+    (b'{"job_name": "deploy", "host": "localhost"}', "holds no ansible_job_id"),
+    (b'["j1.1"]', "holds no ansible_job_id"),
+]
+
 
 class FilesystemStorage:
     """Records in a state directory on the controller."""
