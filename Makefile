@@ -30,7 +30,7 @@ MATRIX_ENDS := core216,core221
 demo: $(BIN)/.installed $(LINK)
 	@echo "=== First run: the job is not known yet, so it is started and saved ==="
 	$(BIN)/ansible-playbook -i playbooks/inventory.ini playbooks/idempotent_job.yml
-	@echo "=== Second run: the job is found by name and re-attached, not started again ==="
+	@echo "=== Second run: the job is found by name and re-attached, not started again; its status is reported ==="
 	$(BIN)/ansible-playbook -i playbooks/inventory.ini playbooks/idempotent_job.yml
 
 # The whole suite: lint, ansible-test sanity, then every test (unit and integration).

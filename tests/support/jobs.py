@@ -47,7 +47,7 @@ def jobs_of(root: Path) -> set[int]:
 
 def kill_jobs(root: Path) -> None:
     """Kill, by process group, the async wrappers and jobs started under root."""
-    for _ in range(3):
+    for _attempt in range(3):
         groups = jobs_of(root)
         if not groups:
             return
