@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.jobs import kill_jobs, use_private_async_dir
 from tests.support.playbook import PlaybookRunner
 from tests.support.storage import FilesystemStorage, OCIStorage
 
@@ -53,3 +54,11 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> FilesystemStorage
         return FilesystemStorage(tmp_path / "state")
     client = request.getfixturevalue("oci_client")
     return OCIStorage(request.getfixturevalue("oci_server"), client.config_file, client.bucket)
+
+
+@pytest.fixture
+def async_dir(runner: PlaybookRunner, tmp_path: Path) -> Iterator[Path]:
+    """A private async directory (and remote temp directory) for every host, set in the inventory;
+    the jobs started under the test's directory are killed afterwards."""
+    yield use_private_async_dir(runner, tmp_path)
+    kill_jobs(tmp_path)

@@ -10,13 +10,11 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from tests.support.jobs import kill_jobs, use_private_async_dir
 from tests.support.playbook import PlaybookResult, export_task, play, role_task
 from tests.support.storage import FilesystemStorage
 
@@ -73,13 +71,6 @@ def wait_for_starts(counter: Path, expected: int, timeout: float = 60) -> int:
     while starts(counter) < expected and time.monotonic() < deadline:
         time.sleep(0.2)
     return starts(counter)
-
-
-@pytest.fixture
-def async_dir(runner, tmp_path: Path) -> Iterator[Path]:
-    """A private async directory (and remote temp directory) for every host, set in the inventory."""
-    yield use_private_async_dir(runner, tmp_path)
-    kill_jobs(tmp_path)
 
 
 @pytest.fixture

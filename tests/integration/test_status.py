@@ -10,12 +10,11 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.jobs import jobs_of, kill_jobs, use_private_async_dir
+from tests.support.jobs import jobs_of, kill_jobs
 from tests.support.playbook import export_task, play, role_task
 from tests.support.storage import FilesystemStorage
 
@@ -81,13 +80,6 @@ def wait_for_file(path: Path, timeout: float = 60) -> str:
             return path.read_text().strip()
         time.sleep(0.2)
     raise AssertionError(f"{path} was not written within {timeout} s")
-
-
-@pytest.fixture
-def async_dir(runner, tmp_path: Path) -> Iterator[Path]:
-    """A private async directory (and remote temp directory) for every host, set in the inventory."""
-    yield use_private_async_dir(runner, tmp_path)
-    kill_jobs(tmp_path)
 
 
 @pytest.fixture
