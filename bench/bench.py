@@ -86,7 +86,7 @@ def playbooks() -> dict[str, list[dict]]:
             "async_job_load_state_dir": "{{ bench_dir }}",
         },
     }
-    # One task for the whole batch, so the check adds next to nothing to the load's time.
+    # Run once for the whole batch, in an untimed run after each timed load (see measure).
     check = {
         "name": "Check that every host found its saved job id",
         "ansible.builtin.assert": {
@@ -131,12 +131,13 @@ def playbooks() -> dict[str, list[dict]]:
     }
     oci_save = {**save, "vars": {**save["vars"], **{f"async_job_save_{k}": v for k, v in oci_vars.items()}}}
     oci_load = {**load, "vars": {**load["vars"], **{f"async_job_load_{k}": v for k, v in oci_vars.items()}}}
-    tasks = {"floor": [floor], "first save": [save], "re-save": [save], "load": [load, check]}
-    tasks.update({"oci floor": [oci_floor], "oci save": [oci_save], "oci load": [oci_load, check]})
+    tasks = {"floor": [floor], "first save": [save], "re-save": [save], "load": [load]}
+    tasks.update({"oci floor": [oci_floor], "oci save": [oci_save], "oci load": [oci_load]})
+    tasks.update({f"{name} check": [*tasks[name], check] for name in ("load", "oci load")})
     return {name: [{"name": PLAY_NAME, "hosts": "all", "gather_facts": False, "tasks": t}] for name, t in tasks.items()}
 
 
-def setup(work: Path, hosts: int, forks: int) -> None:
+def setup(work: Path, hosts: int, forks: int, tasks: bool = False) -> None:
     """Write the inventory, ansible.cfg and the playbooks into the scratch directory."""
     width = max(2, len(str(hosts)))
     inventory = {
@@ -149,7 +150,10 @@ def setup(work: Path, hosts: int, forks: int) -> None:
         }
     }
     (work / "inventory.yml").write_text(yaml.safe_dump(inventory, sort_keys=False))
-    (work / "ansible.cfg").write_text(f"[defaults]\ninventory = {work / 'inventory.yml'}\nforks = {forks}\n")
+    config = f"[defaults]\ninventory = {work / 'inventory.yml'}\nforks = {forks}\n"
+    if tasks:
+        config += f"callbacks_enabled = task_times\ncallback_plugins = {Path(__file__).parent / 'callback_plugins'}\n"
+    (work / "ansible.cfg").write_text(config)
     for name, book in playbooks().items():
         (work / playbook_file(name)).write_text(yaml.safe_dump(book, sort_keys=False))
 
@@ -172,7 +176,8 @@ def run(work: Path, env: dict, scenario: str, bench_dir: Path, *opts: str, oci: 
         sys.exit(f"bench: {scenario}: ansible-playbook failed (rc={proc.returncode})")
     cpu = sum(getattr(after, f) - getattr(before, f) for f in ("ru_utime", "ru_stime"))
     changed = sum(int(c) for c in RECAP_CHANGED.findall(proc.stdout))
-    return {"wall_s": wall, "cpu_s": cpu, "changed": changed}
+    tasks = [line.split(None, 1)[1] for line in proc.stdout.splitlines() if line.startswith("task_times ")]
+    return {"wall_s": wall, "cpu_s": cpu, "changed": changed, "tasks": tasks}
 
 
 def measure(args: argparse.Namespace, env: dict, backends: list[str]) -> dict[str, list[dict]]:
@@ -180,7 +185,7 @@ def measure(args: argparse.Namespace, env: dict, backends: list[str]) -> dict[st
     samples: dict[str, list[dict]] = {name: [] for b in backends for name in SUITES[b]}
     with tempfile.TemporaryDirectory(prefix="async_job_bench-") as tmp, OCIServer(buckets=[BUCKET]) as server:
         work = Path(tmp)
-        setup(work, args.hosts, args.forks)
+        setup(work, args.hosts, args.forks, args.tasks)
         config = create_config(work / "oci")
         server.add_key(config.profiles["DEFAULT"].key_id, config.profiles["DEFAULT"].public_pem)
         oci = {"bench_namespace": server.namespace, "bench_oci_config": str(config.path)}
@@ -199,7 +204,12 @@ def measure(args: argparse.Namespace, env: dict, backends: list[str]) -> dict[st
                         bench_dir.mkdir()
                     sample = run(work, env, scenario, bench_dir, oci=oci)
                     samples[scenario].append(sample)
+                    if scenario.endswith("load"):
+                        # Untimed: the same load again, then an assert that every host found its id.
+                        run(work, env, f"{scenario} check", bench_dir, oci=oci)
                     print(f"  run {rep}/{args.repeat} {scenario:<10} {sample['wall_s']:6.2f} s", file=sys.stderr)
+                    for line in sample["tasks"]:
+                        print(f"      {line}", file=sys.stderr)
     return samples
 
 
@@ -256,6 +266,7 @@ def main() -> int:
     parser.add_argument("--json", metavar="FILE", help="also write the figures here")
     parser.add_argument("--strict", action="store_true", help="exit 1 on a MISS")
     parser.add_argument("--backend", choices=["all", *SUITES], default="all", help="which backend (all)")
+    parser.add_argument("--tasks", action="store_true", help="also print the wall time of each task of each run")
     args = parser.parse_args()
     if min(args.hosts, args.forks, args.repeat) < 1:
         parser.error("--hosts, --forks and --repeat must be at least 1")
