@@ -97,14 +97,6 @@ def examples(runner: PlaybookRunner, tmp_path: Path) -> Iterator[Examples]:
     kill_jobs(tmp_path)
 
 
-def failure_message(result: PlaybookResult) -> str:
-    """The msg of the task that failed, as the user reads it."""
-    # The last one: a failed or lost job's status check shows as an ignored failure before it.
-    failures = re.findall(r"^fatal: \[localhost\]: FAILED! => (\{.*\})$", result.stdout, re.M)
-    assert failures, result.output
-    return json.loads(failures[-1])["msg"]
-
-
 # Static checks
 
 
@@ -180,7 +172,7 @@ def test_parameterised_job_keeps_the_parameters_it_was_started_with(examples):
 def test_parameterised_job_refuses_a_job_it_does_not_know(examples):
     result = examples.run("parameterised_job.yml", fails=True, job="format_disk")
 
-    assert failure_message(result) == "job is format_disk: use one of backup, verify."
+    assert result.failure() == "job is format_disk: use one of backup, verify."
     assert not examples.state_dir.exists()
 
 
@@ -207,7 +199,7 @@ def test_crash_recovery_reports_failed_and_lost_jobs_and_restarts_them_when_told
 
     # Re-attached: the failure is reported, the play fails, nothing is restarted.
     reported = examples.run("crash_recovery.yml", fails=True, job_seconds=1)
-    message = failure_message(reported)
+    message = reported.failure()
     assert message.startswith(f"Job recovery_demo ({failing['job_id']}) is failed: rc 3, last output: exiting with 3.")
     assert "Run again with -e restart_on=failed to start it again." in message
     assert examples.record("Crash recovery", "recovery_demo")["ansible_job_id"] == failing["job_id"]
@@ -221,7 +213,7 @@ def test_crash_recovery_reports_failed_and_lost_jobs_and_restarts_them_when_told
     # The host forgets the job (a reboot, a cleared async directory): lost.
     (examples.async_dir / restarted["job_id"]).unlink()
     lost = examples.run("crash_recovery.yml", fails=True, job_seconds=1)
-    assert failure_message(lost).startswith(f"Job recovery_demo ({restarted['job_id']}) is lost: could not find job.")
+    assert lost.failure().startswith(f"Job recovery_demo ({restarted['job_id']}) is lost: could not find job.")
 
     recovered = examples.run("crash_recovery.yml", exports, job_seconds=1, restart_on=["lost"]).value("run")
     assert (recovered["before"], recovered["started"]) == ("lost", True)
@@ -289,4 +281,4 @@ def test_oci_example_keeps_the_record_in_the_bucket(examples, oci_server, oci_cl
 def test_oci_example_asks_for_the_bucket_and_namespace(examples):
     result = examples.run("oci_backend.yml", fails=True, oci_bucket="ansible-state")
 
-    assert failure_message(result).startswith("Give the bucket and its namespace: -e oci_bucket=<bucket>")
+    assert result.failure().startswith("Give the bucket and its namespace: -e oci_bucket=<bucket>")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import re
 import stat
 from pathlib import Path
 
@@ -21,8 +20,6 @@ from tests.support.storage import DAMAGED_RECORDS, OCIStorage
 PLAY = "Deploy the web tier"
 FORGOTTEN = {"removed": "async_job_forget_removed"}
 LISTED = {"jobs": "async_job_list_jobs"}
-# "fatal: [host]: FAILED! => {...}", or "failed: [host] (item=...) => {...}" for a loop.
-FATAL = re.compile(r"^(?:fatal|failed): \[(?P<host>[^\]\s]+)[^\]]*\].*? => (?P<result>\{.*\})$", re.M)
 
 
 # Helpers
@@ -82,13 +79,6 @@ def claim_key(job: str = "deploy", claim: str = "run-1", host: str = "localhost"
 def names(storage) -> list[str]:
     """Every stored name relative to the storage root or the object prefix."""
     return [name.removeprefix(getattr(storage, "prefix", "")) for name in storage.names()]
-
-
-def failure_message(result, host: str = "localhost") -> str:
-    """The msg of the last task that failed on host (a rescued failure may come before it)."""
-    messages = [json.loads(match["result"])["msg"] for match in FATAL.finditer(result.stdout) if match["host"] == host]
-    assert messages, f"no failed task for {host}:\n{result.output}"
-    return messages[-1]
 
 
 def deletes(storage) -> list:
@@ -290,7 +280,7 @@ def test_forget_of_a_damaged_record_fails_and_keeps_it(runner, storage, content,
     before = names(storage)
     result = runner.fails([play([forget(storage, cleanup=cleanup), export_task("forgotten", FORGOTTEN)], name=PLAY)])
 
-    message = failure_message(result)
+    message = result.failure()
     assert reason in message
     assert storage.state_file("localhost", PLAY, "deploy") in message
     assert "forgotten" not in result.exported.get("localhost", {})
@@ -302,7 +292,7 @@ def test_cleanup_refuses_a_job_id_that_is_no_file_name(runner, storage):
     plant_record(storage, job_id="../../etc/passwd")
     result = runner.fails([play([forget(storage, cleanup=True)], name=PLAY)])
 
-    assert "cannot name a results file" in failure_message(result)
+    assert "cannot name a results file" in result.failure()
     assert names(storage) == [f"localhost/{PLAY}/deploy.json"]
 
 
@@ -428,7 +418,7 @@ def test_list_fails_naming_every_damaged_record(runner, storage, content, reason
     plant(storage, "localhost/Another play/also broken.json", content)
     result = runner.fails([play([listing(storage), export_task("listed", LISTED)], name=PLAY)])
 
-    message = failure_message(result)
+    message = result.failure()
     assert reason in message
     assert storage.state_file("localhost", PLAY, "broken") in message
     assert storage.state_file("localhost", "Another play", "also broken") in message
@@ -469,7 +459,7 @@ def test_oci_store_that_cannot_be_used_fails_loudly(runner, oci_storage, role, o
     export = export_task("out", LISTED if role == "async_job_list" else FORGOTTEN)
     result = runner.fails([play([task, export], name=PLAY)])
 
-    message = failure_message(result)
+    message = result.failure()
     for fragment in expected:
         assert fragment.lower() in message.lower(), (fragment, message)
     assert "out" not in result.exported.get("localhost", {})
@@ -509,7 +499,7 @@ def test_oci_forget_fails_loudly_when_a_delete_is_refused(runner, oci_server, oc
     oci_server.add_fault(method="DELETE", object_name="deploy.json", status=403)
     result = runner.fails([play([forget(oci_storage), export_task("forgotten", FORGOTTEN)], name=PLAY)])
 
-    message = failure_message(result)
+    message = result.failure()
     assert "delete of object" in message
     assert f"localhost/{PLAY}/deploy.json" in message
     assert "status 403" in message
@@ -528,7 +518,7 @@ def test_oci_list_skips_a_record_removed_while_listing_and_fails_on_other_errors
     tasks = [listing(oci_storage, oci_cli_args=["--no-retry"]), export_task("listed", LISTED)]
     result = runner.fails([play(tasks, name=PLAY)])
 
-    message = failure_message(result)
+    message = result.failure()
     assert f"download of object 'localhost/{PLAY}/gone.json'" in message
     assert "status 403" in message
     assert "listed" not in result.exported.get("localhost", {})

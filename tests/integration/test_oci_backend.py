@@ -30,8 +30,6 @@ PLAY = "Deploy the web tier"
 # Failure tests must not wait for the CLI's default retries (8 attempts, about 94 s).
 NO_RETRY = ["--no-retry"]
 TWO_ATTEMPTS = ["--max-retries", "2"]
-# "fatal: [host]: FAILED! => {...}", or "failed: [host] (item=...) => {...}" for a loop.
-FATAL = re.compile(r"^(?:fatal|failed): \[(?P<host>[^\]\s]+)[^\]]*\].*? => (?P<result>\{.*\})$", re.M)
 
 
 # Helpers
@@ -75,14 +73,6 @@ def record(job_id: str, job: str = "deploy", host: str = "localhost", **metadata
     """A record as the roles store it."""
     body = {"job_name": job, "host": host, "ansible_job_id": job_id, "save_time": "2025-01-02T03:04:05Z"}
     return (json.dumps({**body, "metadata": metadata}, indent=4) + "\n").encode()
-
-
-def failure_message(result, host: str = "localhost") -> str:
-    """The msg of the task that failed on host, as the user reads it."""
-    for match in FATAL.finditer(result.stdout):
-        if match["host"] == host:
-            return json.loads(match["result"])["msg"]
-    raise AssertionError(f"no failed task for {host}:\n{result.output}")
 
 
 def methods(server) -> list[str]:
@@ -169,7 +159,7 @@ def test_create_only_conflict_stores_nothing_and_leaves_no_temporary_file(runner
     storage.write("localhost", PLAY, "deploy", planted)
     result = runner.fails([play([save(storage, job_id="j2.2", overwrite=False)], name=PLAY)])
 
-    message = failure_message(result)
+    message = result.failure()
     assert "async_job_save_overwrite is false" in message
     assert "'j1.1'" in message
     assert "'j2.2'" in message
@@ -276,7 +266,7 @@ def test_load_fails_loudly_when_the_store_cannot_be_read(runner, oci_server, sto
     tasks = [load(storage, **overrides), export_task("loaded", LOADED)]
     result = runner.fails([play(tasks, name=PLAY)])
 
-    message = failure_message(result)
+    message = result.failure()
     assert_loud(message, overrides.get("oci_bucket", BUCKET), storage.key("localhost", PLAY, "deploy"), expected)
     # The play stopped at the failure: no value of async_job_load_found was ever exported.
     assert "loaded" not in result.exported.get("localhost", {})
@@ -293,7 +283,7 @@ def test_save_fails_loudly_and_stores_nothing(runner, oci_server, storage, refus
     tasks = [save(storage, **overrides), export_task("saved", {"state_file": "async_job_save_state_file"})]
     result = runner.fails([play(tasks, name=PLAY)])
 
-    message = failure_message(result)
+    message = result.failure()
     assert_loud(message, overrides.get("oci_bucket", BUCKET), storage.key("localhost", PLAY, "deploy"), expected)
     assert "saved" not in result.exported.get("localhost", {})
     assert oci_server.list_objects(BUCKET) == []
@@ -320,7 +310,7 @@ def test_missing_bucket_or_namespace_is_named_before_any_request(runner, oci_ser
     del task["vars"][f"{role}_{variable}"]
     result = runner.fails([play([task], name=PLAY)])
 
-    message = failure_message(result)
+    message = result.failure()
     assert f"{role}_{variable} is required with {role}_backend: oci" in message
     assert oci_server.request_log() == []
     assert leftovers(runner) == []
@@ -332,7 +322,7 @@ def test_an_unknown_auth_mode_is_named_before_any_request(runner, oci_server, st
     task["vars"][f"{role}_oci_auth"] = "password"
     result = runner.fails([play([task], name=PLAY)])
 
-    message = failure_message(result)
+    message = result.failure()
     assert f'{role}_oci_auth is "password": it must be one of api_key' in message
     assert oci_server.request_log() == []
 

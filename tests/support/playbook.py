@@ -30,6 +30,8 @@ LOADED = {
     "state_file": "async_job_load_state_file",
 }
 RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+# "fatal: [host]: FAILED! => {...}", or "failed: [host] (item=...) => {...}" for a loop.
+FATAL = re.compile(r"^(?:fatal|failed): \[(?P<host>[^\]\s]+)[^\]]*\].*? => (?P<result>\{.*\})$", re.M)
 
 
 class Unsafe(str):
@@ -67,6 +69,13 @@ class PlaybookResult:
     def says(self, text: str) -> bool:
         """Whether the output holds text, as printed or inside a JSON result (before 2.19)."""
         return text in self.output or json.dumps(text)[1:-1] in self.output
+
+    def failure(self, host: str = "localhost") -> str:
+        """The msg of the last task that failed on host, as the user reads it. A rescued failure
+        may come before it (a refused read), and so may an ignored one (a lost job's status)."""
+        messages = [json.loads(m["result"])["msg"] for m in FATAL.finditer(self.stdout) if m["host"] == host]
+        assert messages, f"no failed task for {host}:\n{self.output}"
+        return messages[-1]
 
     def changed(self, host: str = "localhost") -> int:
         return self.stats[host]["changed"]
