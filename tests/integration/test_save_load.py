@@ -194,6 +194,9 @@ def test_save_rejects_a_bad_name_before_writing(runner, storage, variable, value
 
     assert result.says(f"async_job_save_{variable} is {json.dumps(value)}"), result.output
     assert storage.names() == []
+    message = result.failure()
+    assert message.startswith(f"async_job_save_{variable} is {json.dumps(value)}: a name must be non-empty"), message
+    assert "  " not in message, message
 
 
 @pytest.mark.parametrize(("variable", "value"), [("job_name", "a/b"), ("host_filter", ".."), ("playbook_name", "")])
@@ -203,6 +206,10 @@ def test_load_rejects_a_bad_name(runner, storage, variable, value):
     result = runner.fails([play([task], name=PLAY)], extra_vars={"bad_value": value})
 
     assert result.says(f"async_job_load_{variable} is {json.dumps(value)}"), result.output
+    # The refused read shows as a rescued failure first; the last failure is the explanation.
+    message = result.failure()
+    assert message.startswith(f"async_job_load_{variable} is {json.dumps(value)}: a name must be non-empty"), message
+    assert "  " not in message, message
 
 
 @pytest.mark.parametrize(
@@ -215,6 +222,7 @@ def test_a_damaged_record_fails_the_load_and_is_kept(runner, storage, content, r
 
     assert reason in result.output
     assert storage.state_file("localhost", PLAY, "deploy") in result.output
+    assert result.failure().startswith(f"The job record {storage.state_file('localhost', PLAY, 'deploy')} exists but ")
     assert "loaded" not in result.exported.get("localhost", {})
     assert storage.read("localhost", PLAY, "deploy") == content
 

@@ -73,7 +73,9 @@ class PlaybookResult:
     def failure(self, host: str = "localhost") -> str:
         """The msg of the last task that failed on host, as the user reads it. A rescued failure
         may come before it (a refused read), and so may an ignored one (a lost job's status)."""
-        messages = [json.loads(m["result"])["msg"] for m in FATAL.finditer(self.stdout) if m["host"] == host]
+        # A failed item of a loop may carry no msg (ansible-core 2.16).
+        results = [json.loads(m["result"]) for m in FATAL.finditer(self.stdout) if m["host"] == host]
+        messages = [result["msg"] for result in results if "msg" in result]
         assert messages, f"no failed task for {host}:\n{self.output}"
         return messages[-1]
 
