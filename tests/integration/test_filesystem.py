@@ -86,6 +86,18 @@ def test_a_reader_never_sees_half_a_record(runner, tmp_path):
     assert sorted(p.name for p in record.parent.iterdir()) == ["deploy.json"]
 
 
+def test_directory_names_reach_mkdir_as_text_never_as_shell(runner, tmp_path):
+    # The batch's mkdir runs in a shell on the controller (ansible.builtin.raw): every name is quoted.
+    state = tmp_path / "state dir 'quoted'"
+    playbook = '$(touch pwned) it\'s; `touch pwned2` & "x"'
+    runner.ok([play([save(str(state), playbook_name=playbook)], name=PLAY)], cwd=tmp_path)
+
+    for directory in (state, state / "localhost", state / "localhost" / playbook):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
+    assert (state / "localhost" / playbook / "deploy.json").is_file()
+    assert sorted(p.name for p in tmp_path.rglob("pwned*")) == []
+
+
 def test_nothing_is_written_outside_the_state_dir(runner, tmp_path):
     state = tmp_path / "state"
     result = runner.fails([play([save(str(state), job="../../../outside")], name=PLAY)])
