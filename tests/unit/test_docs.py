@@ -17,8 +17,9 @@ from ansible.release import __version__ as ANSIBLE_CORE_VERSION
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 COLLECTION = "rstyczynski.ansible"
-# Every role directory without a leading underscore is public, documented or not.
-PUBLIC_ROLES = sorted(p.name for p in (REPO / "roles").iterdir() if p.is_dir() and not p.name.startswith("_"))
+# The internal role that holds what the public roles share; every other role is public.
+INTERNAL_ROLES = {"async_job_common"}
+PUBLIC_ROLES = sorted(p.name for p in (REPO / "roles").iterdir() if p.is_dir() and p.name not in INTERNAL_ROLES)
 # ansible-doc renders the examples of a role's entry point in its text output from 2.18 on;
 # older releases keep them only in the JSON output.
 CORE = tuple(int(part) for part in ANSIBLE_CORE_VERSION.split(".")[:2])
