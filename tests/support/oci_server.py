@@ -151,6 +151,8 @@ class FaultRule:
     ``delay`` seconds, then closes the connection without answering (``drop``),
     or answers ``status`` with an OCI error body (``code`` and ``message``
     default from the status), or, with neither, handles the request normally.
+    With ``drop_after``, it handles the request (a write is stored) and then
+    closes the connection without answering: the answer is lost on the way.
     """
 
     method: str | None = None
@@ -161,6 +163,7 @@ class FaultRule:
     message: str | None = None
     delay: float = 0.0
     drop: bool = False
+    drop_after: bool = False
     times: int = 1
 
     def __post_init__(self) -> None:
@@ -576,6 +579,8 @@ class OCIServer:
             response = rule.error().response(request.method)
         else:
             response = self._dispatch(request, route)
+            if rule is not None and rule.drop_after:
+                response = None
         if response is not None:
             response.headers["opc-request-id"] = uuid.uuid4().hex.upper()
             client_request_id = request.headers.get("opc-client-request-id")

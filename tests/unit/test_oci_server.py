@@ -408,6 +408,28 @@ def test_dropped_connection(oci_client: OCIClient, oci_server: OCIServer, tmp_pa
     assert [entry.status for entry in oci_server.request_log()] == [None]
 
 
+def test_an_answer_lost_after_a_create_only_write_comes_back_412(
+    oci_client: OCIClient, oci_server: OCIServer, tmp_path: Path
+) -> None:
+    # bulk-upload retries its single-part PUTs even under --no-retry: the retry of a create-only
+    # PUT whose answer was lost meets the object it stored itself.
+    source = tmp_path / "up" / "h1"
+    source.mkdir(parents=True)
+    (source / "job.json").write_text('{"ansible_job_id": "j1.1"}')
+    oci_server.add_fault(method="PUT", object_name="^h1/job", drop_after=True, times=1)
+
+    result = oci_client.os_object(
+        "bulk-upload", "--src-dir", str(tmp_path / "up"), "--no-overwrite", "--no-retry"
+    )
+
+    assert result.returncode == 1
+    failures = json.loads(result.stdout)["upload-failures"]
+    assert list(failures) == ["h1/job.json"]
+    assert "'status': 412" in failures["h1/job.json"]
+    assert [(entry.method, entry.status) for entry in requests_by(oci_server, "PUT")] == [("PUT", None), ("PUT", 412)]
+    assert oci_server.get_object(BUCKET, "h1/job.json") == b'{"ansible_job_id": "j1.1"}'
+
+
 def test_special_object_names_round_trip(oci_client: OCIClient, oci_server: OCIServer, tmp_path: Path) -> None:
     names = ["host/play book/ünïcødé €+1.json", "a+b=c&d?#%.txt"]
     for index, name in enumerate(names):
