@@ -288,11 +288,16 @@ def test_forget_of_a_damaged_record_fails_and_keeps_it(runner, storage, content,
     assert storage.read("localhost", PLAY, "deploy") == content
 
 
-def test_cleanup_refuses_a_job_id_that_is_no_file_name(runner, storage):
+@pytest.mark.parametrize("cleanup", [True, False])
+def test_forget_refuses_a_record_whose_job_id_is_a_path(runner, storage, cleanup):
     plant_record(storage, job_id="../../etc/passwd")
-    result = runner.fails([play([forget(storage, cleanup=True)], name=PLAY)])
+    result = runner.fails([play([forget(storage, cleanup=cleanup)], name=PLAY)])
 
-    assert "cannot name a results file" in result.failure()
+    assert result.failure() == (
+        f"The job record {storage.state_file('localhost', PLAY, 'deploy')} has ansible_job_id \"../../etc/passwd\","
+        " which is not an id as Ansible writes it (digits, a dot, digits, with an optional leading j)."
+        " Inspect or remove the record; it was left untouched. Nothing was written."
+    )
     assert names(storage) == [f"localhost/{PLAY}/deploy.json"]
 
 
@@ -478,13 +483,16 @@ def test_oci_list_reads_each_record_once_under_the_prefix(runner, oci_server, oc
     assert [job["job_name"] for job in result.value("listed")["jobs"]] == ["one", "two"]
     log = [(entry.method, entry.object_name) for entry in oci_server.request_log()]
     downloads = sorted(name for method, name in log if method == "GET" and name)
-    assert downloads == [f"team-a/localhost/{PLAY}/one.json", f"team-a/localhost/{PLAY}/two.json"]
+    # Everything below the host's prefix comes in the one bulk-download: the claim too.
+    assert downloads == sorted(
+        [f"team-a/localhost/{PLAY}/one.json", f"team-a/localhost/{PLAY}/two.json", f"team-a/{claim_key('one')}"]
+    )
     listings = [entry for entry in oci_server.request_log() if entry.object_name is None and entry.method == "GET"]
     assert len(listings) == 1
     assert "prefix=team-a%2Flocalhost%2F" in listings[0].path
 
 
-def test_oci_forget_uses_force_and_a_delete_lost_to_another_run_is_no_change(runner, oci_server, oci_storage):
+def test_oci_forget_a_delete_lost_to_another_run_is_no_change(runner, oci_server, oci_storage):
     plant_record(oci_storage)
     oci_server.add_fault(method="DELETE", object_name="deploy.json", status=404, code="ObjectNotFound")
     result = runner.ok([play([forget(oci_storage), export_task("forgotten", FORGOTTEN)], name=PLAY)])

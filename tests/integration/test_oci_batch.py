@@ -45,7 +45,13 @@ def load(storage, job="deploy", **inputs):
 
 
 def record(job_id: str, host: str, job: str = "deploy") -> bytes:
-    body = {"job_name": job, "host": host, "ansible_job_id": job_id, "save_time": "2025-01-02T03:04:05Z", "metadata": {}}
+    body = {
+        "job_name": job,
+        "host": host,
+        "ansible_job_id": job_id,
+        "save_time": "2025-01-02T03:04:05Z",
+        "metadata": {},
+    }
     return (json.dumps(body, indent=4) + "\n").encode()
 
 
@@ -101,7 +107,9 @@ def test_the_claims_of_a_batch_go_up_in_one_create_only_upload(runner, storage, 
     # The whole run: the load, the claims, and the record's read and upload; the same for one host.
     batch = calls.commands()
     calls.clear()
-    runner.ok([play([task(storage, "async_job_run", job_name="other", command="sleep 60")], name=PLAY)], hosts=HOSTS[:1])
+    runner.ok(
+        [play([task(storage, "async_job_run", job_name="other", command="sleep 60")], name=PLAY)], hosts=HOSTS[:1]
+    )
     assert calls.commands() == batch
 
 
@@ -135,9 +143,8 @@ def test_faults_on_two_hosts_objects_fail_those_hosts_alone(runner, oci_server, 
     assert result.value("loaded", "web3")["ansible_job_id"] == "j3.1"
     for host, status, code in (("web1", 403, "NotAuthorized"), ("web2", 500, "InternalServerError")):
         message = result.failure(host)
-        assert message.startswith(
-            f"OCI Object Storage download of object '{host}/{PLAY}/deploy.json' in bucket '{BUCKET}' (namespace 'testns')"
-        ), message
+        where = f"object '{host}/{PLAY}/deploy.json' in bucket '{BUCKET}' (namespace 'testns')"
+        assert message.startswith(f"OCI Object Storage download of {where}"), message
         assert f"status {status} code {code}" in message, message
         assert "not found" not in message.lower()
         assert "loaded" not in result.exported.get(host, {})
@@ -149,7 +156,9 @@ def test_a_failed_upload_of_one_host_leaves_the_others_saved(runner, oci_server,
     result = runner.run([play([save(storage, oci_cli_args=NO_RETRY), exports], name=PLAY)], hosts=HOSTS)
 
     message = result.failure("web2")
-    assert message.startswith(f"OCI Object Storage upload of object 'web2/{PLAY}/deploy.json' in bucket '{BUCKET}'"), message
+    assert message.startswith(f"OCI Object Storage upload of object 'web2/{PLAY}/deploy.json' in bucket '{BUCKET}'"), (
+        message
+    )
     assert "status 403 code NotAuthorized" in message
     assert storage.read("web2", PLAY, "deploy") is None
     for host in ("web1", "web3"):

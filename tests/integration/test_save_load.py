@@ -170,46 +170,67 @@ def test_create_only_race_has_exactly_one_winner(runner, storage, round_):
     assert storage.names() == [storage.key("localhost", PLAY, job)]
 
 
+# Why a name is refused: the shared name rule of async_job_common, in the words users read.
+EMPTY = "it must not be empty or only white space."
+DOT = "it must not begin with '.': such names are kept for the collection's own files."
+SEPARATOR = "it must not contain '/', '\\', NUL or control characters."
+
+
 @pytest.mark.parametrize(
-    ("variable", "value"),
+    ("variable", "value", "reason"),
     [
-        ("job_name", ""),
-        ("job_name", "."),
-        ("job_name", ".."),
-        ("job_name", "../../escape"),
-        ("job_name", "a\\b"),
-        ("job_name", "line\nbreak"),
-        ("job_name", "tab\there"),
-        ("job_name", "nul\x00byte"),
-        ("playbook_name", ".."),
-        ("playbook_name", "a/b"),
-        ("host", "../etc"),
-        ("host", "bell\x07"),
+        ("job_name", "", EMPTY),
+        ("job_name", "   ", EMPTY),
+        ("job_name", ".", DOT),
+        ("job_name", "..", DOT),
+        ("job_name", ".hidden", DOT),
+        ("job_name", "../../escape", DOT),
+        ("job_name", "a\\b", SEPARATOR),
+        ("job_name", "line\nbreak", SEPARATOR),
+        ("job_name", "tab\there", SEPARATOR),
+        ("job_name", "nul\x00byte", SEPARATOR),
+        ("job_name", "x" * 201, "it is 201 bytes long in UTF-8, more than the 200 a name may have"),
+        ("playbook_name", "..", DOT),
+        ("playbook_name", "a/b", SEPARATOR),
+        ("host", "../etc", DOT),
+        ("host", "bell\x07", SEPARATOR),
     ],
 )
-def test_save_rejects_a_bad_name_before_writing(runner, storage, variable, value):
+def test_save_rejects_a_bad_name_before_writing(runner, storage, variable, value, reason):
     task = save(storage)
     task["vars"][f"async_job_save_{variable}"] = "{{ bad_value }}"
     result = runner.fails([play([task], name=PLAY)], extra_vars={"bad_value": value})
 
-    assert result.says(f"async_job_save_{variable} is {json.dumps(value)}"), result.output
     assert storage.names() == []
-    message = result.failure()
-    assert message.startswith(f"async_job_save_{variable} is {json.dumps(value)}: a name must be non-empty"), message
-    assert "  " not in message, message
+    shown = json.dumps(value)
+    shown = shown if len(shown) <= 120 else shown[:117] + "..."
+    assert result.failure().startswith(f"async_job_save_{variable} is {shown}: {reason}"), result.failure()
+    assert result.failure().endswith(" Nothing was written."), result.failure()
 
 
-@pytest.mark.parametrize(("variable", "value"), [("job_name", "a/b"), ("host_filter", ".."), ("playbook_name", "")])
-def test_load_rejects_a_bad_name(runner, storage, variable, value):
+def test_a_name_too_long_for_a_file_leaves_no_directory_behind(runner, storage):
+    # 201 two-byte characters: 402 bytes of UTF-8 in a name of 201 characters.
+    task = save(storage, job="é" * 201)
+    result = runner.fails([play([task], name=PLAY)])
+
+    assert "async_job_save_job_name is" in result.failure()
+    assert ": it is 402 bytes long in UTF-8, more than the 200 a name may have" in result.failure()
+    assert storage.names() == []
+    if storage.backend == "filesystem":
+        assert not storage.root.exists()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "reason"),
+    [("job_name", "a/b", SEPARATOR), ("host_filter", "..", DOT), ("playbook_name", "", EMPTY)],
+)
+def test_load_rejects_a_bad_name(runner, storage, variable, value, reason):
     task = load(storage)
     task["vars"][f"async_job_load_{variable}"] = "{{ bad_value }}"
     result = runner.fails([play([task], name=PLAY)], extra_vars={"bad_value": value})
 
-    assert result.says(f"async_job_load_{variable} is {json.dumps(value)}"), result.output
     # The refused read shows as a rescued failure first; the last failure is the explanation.
-    message = result.failure()
-    assert message.startswith(f"async_job_load_{variable} is {json.dumps(value)}: a name must be non-empty"), message
-    assert "  " not in message, message
+    assert result.failure() == f"async_job_load_{variable} is {json.dumps(value)}: {reason} Nothing was written."
 
 
 @pytest.mark.parametrize(

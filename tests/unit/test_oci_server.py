@@ -418,9 +418,7 @@ def test_an_answer_lost_after_a_create_only_write_comes_back_412(
     (source / "job.json").write_text('{"ansible_job_id": "j1.1"}')
     oci_server.add_fault(method="PUT", object_name="^h1/job", drop_after=True, times=1)
 
-    result = oci_client.os_object(
-        "bulk-upload", "--src-dir", str(tmp_path / "up"), "--no-overwrite", "--no-retry"
-    )
+    result = oci_client.os_object("bulk-upload", "--src-dir", str(tmp_path / "up"), "--no-overwrite", "--no-retry")
 
     assert result.returncode == 1
     failures = json.loads(result.stdout)["upload-failures"]

@@ -51,7 +51,9 @@ def test_no_public_role_defines_a_shared_rule_again(role):
 
 def test_every_rule_is_defined_in_the_shared_role():
     text = (COMMON / "vars" / "main.yml").read_text()
-    missing = [rule for rule, pattern in RULES.items() if rule != "the oci:// URI of a record" and not pattern.search(text)]
+    missing = [
+        rule for rule, pattern in RULES.items() if rule != "the oci:// URI of a record" and not pattern.search(text)
+    ]
     assert missing == []
     assert "oci://" in text
 
@@ -72,7 +74,8 @@ def test_every_public_role_describes_its_call_in_block_variables(role):
     # Role variables of another role's prefix would draw ansible-lint's var-naming rule, and an
     # including role's role variables would leak into the roles it includes.
     main = yaml.safe_load((REPO / "roles" / role / "tasks" / "main.yml").read_text())
-    assert len(main) == 1 and "block" in main[0], "tasks/main.yml is one block"
+    assert len(main) == 1, "tasks/main.yml is one block"
+    assert "block" in main[0], "tasks/main.yml is one block"
     described = main[0]["vars"]
     for name in ("__async_job_common_role", "__async_job_common_names", "__async_job_common_backend"):
         assert name in described
