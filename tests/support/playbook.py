@@ -34,6 +34,17 @@ RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s
 FATAL = re.compile(r"^(?:fatal|failed): \[(?P<host>[^\]\s]+)[^\]]*\].*? => (?P<result>\{.*\})$", re.M)
 
 
+# In a message pattern of matches(): text that the version of Ansible or Python writes in its
+# own words (a type name, a JSON parser's error), which the roles pass on as it comes.
+VARIES = None
+
+
+def matches(message: str, *parts: str | None) -> bool:
+    """Whether message is exactly the parts in order: each string as written, VARIES any text."""
+    pattern = "".join(".+?" if part is VARIES else re.escape(part) for part in parts)
+    return re.fullmatch(pattern, message, re.S) is not None
+
+
 class Unsafe(str):
     """A string Ansible must never template: dumped with the !unsafe tag."""
 

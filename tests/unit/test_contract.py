@@ -19,4 +19,3 @@ def test_the_project_copy_is_the_contract_examples_as_written():
     examples = contract_examples()
     for heading, plays in EXAMPLES.items():
         assert plays == examples[heading], heading
-
