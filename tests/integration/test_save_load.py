@@ -7,17 +7,13 @@ import re
 
 import pytest
 
-from tests.support.playbook import LOADED, SAVE_TIME, VARIES, export_task, matches, play, role_task, unsafe
+from tests.support.playbook import BAD_NAME, LOADED, SAVE_TIME, VARIES, export_task, matches, play, role_task, unsafe
 from tests.support.storage import DAMAGED_RECORDS, damaged_record
 
 PLAY = "Deploy the web tier"
 # The changes a first save reports in the play recap: the filesystem backend creates the
 # record's directories (one task) and the record; the OCI backend uploads the record.
 FIRST_SAVE_CHANGES = {"filesystem": 2, "oci": 1}
-BAD_NAME = (
-    ": a name must be non-empty, must not be '.' or '..', and must not contain '/', '\\', NUL or control"
-    " characters, because it is used as one component of the record path. Nothing was written."
-)
 # After a damaged record's problem (storage.damaged_record), the load says:
 KEPT = ". Inspect or remove it; it was left untouched. Nothing was written."
 

@@ -29,7 +29,14 @@ LOADED = {
     "save_time": "async_job_load_save_time",
     "state_file": "async_job_load_state_file",
 }
+# What every role says after `<role>_<input> is "<value>"` when a name cannot be a path component.
+BAD_NAME = (
+    ": a name must be non-empty, must not be '.' or '..', and must not contain '/', '\\', NUL or control"
+    " characters, because it is used as one component of the record path. Nothing was written."
+)
 RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+# "ok: [host] => {" then the msg of a debug task, as JSON, alone on the next line.
+SHOWN = re.compile(r'^(?:ok|changed): \[(?P<host>[^\]\s]+)\] => \{\n    "msg": (?P<msg>".*")\n\}$', re.M)
 # "fatal: [host]: FAILED! => {...}", or "failed: [host] (item=...) => {...}" for a loop.
 FATAL = re.compile(r"^(?:fatal|failed): \[(?P<host>[^\]\s]+)[^\]]*\].*? => (?P<result>\{.*\})$", re.M)
 
@@ -89,6 +96,10 @@ class PlaybookResult:
         messages = [result["msg"] for result in results if "msg" in result]
         assert messages, f"no failed task for {host}:\n{self.output}"
         return messages[-1]
+
+    def messages(self, host: str = "localhost") -> list[str]:
+        """The msg of every task that showed one for host (ansible.builtin.debug), in order."""
+        return [json.loads(m["msg"]) for m in SHOWN.finditer(self.stdout) if m["host"] == host]
 
     def changed(self, host: str = "localhost") -> int:
         return self.stats[host]["changed"]
