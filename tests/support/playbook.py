@@ -35,8 +35,12 @@ BAD_NAME = (
     " characters, because it is used as one component of the record path. Nothing was written."
 )
 RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
-# "ok: [host] => {" then the msg of a debug task, as JSON, alone on the next line.
-SHOWN = re.compile(r'^(?:ok|changed): \[(?P<host>[^\]\s]+)\] => \{\n    "msg": (?P<msg>".*")\n\}$', re.M)
+# "ok: [host] => {" then the msg of a debug task as JSON: a string on one line, or a list of them.
+SHOWN = re.compile(
+    r'^(?:ok|changed): \[(?P<host>[^\]\s]+)\] => \{\n    "msg": '
+    r'(?P<msg>".*"|\[\n(?:        ".*",?\n)*    \])\n\}$',
+    re.M,
+)
 # "fatal: [host]: FAILED! => {...}", or "failed: [host] (item=...) => {...}" for a loop.
 FATAL = re.compile(r"^(?:fatal|failed): \[(?P<host>[^\]\s]+)[^\]]*\].*? => (?P<result>\{.*\})$", re.M)
 
@@ -97,7 +101,7 @@ class PlaybookResult:
         assert messages, f"no failed task for {host}:\n{self.output}"
         return messages[-1]
 
-    def messages(self, host: str = "localhost") -> list[str]:
+    def messages(self, host: str = "localhost") -> list[str | list[str]]:
         """The msg of every task that showed one for host (ansible.builtin.debug), in order."""
         return [json.loads(m["msg"]) for m in SHOWN.finditer(self.stdout) if m["host"] == host]
 

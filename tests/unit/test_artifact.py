@@ -34,6 +34,7 @@ REQUIRED = [
     "meta/ee-requirements.txt",
     "docs/docsite/links.yml",
     "docs/ee/execution-environment.yml",
+    "playbooks/building_blocks.yml",
     "playbooks/idempotent_job.yml",
     "playbooks/inventory.ini",
 ]
