@@ -162,7 +162,7 @@ def test_idempotent_pattern_starts_a_real_job_once_and_reattaches(runner, tmp_pa
 
 
 @source
-def test_basic_example_runs_as_written(runner, async_dir, tmp_path, source):
+def test_basic_example_runs_as_written(runner, async_dir, tmp_path, host_files, source):
     plays = example(source, BASIC)
     project = tmp_path / "project"
     runner.ok(runner.write(plays, directory=project))
@@ -171,7 +171,7 @@ def test_basic_example_runs_as_written(runner, async_dir, tmp_path, source):
     assert set(record) == {"job_name", "host", "ansible_job_id", "save_time", "metadata"}
     assert (record["job_name"], record["host"]) == ("deploy_v2.1.0", "localhost")
     assert re.match(r"^j\d+\.\d+$", record["ansible_job_id"])
-    assert (async_dir / record["ansible_job_id"]).is_file()
+    assert host_files.exists(async_dir / record["ansible_job_id"])
     assert set(record["metadata"]) == {"version", "operator", "timestamp"}
     assert record["metadata"]["version"] == "2.1.0"
     assert record["metadata"]["operator"] == getpass.getuser()

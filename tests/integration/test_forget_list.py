@@ -193,23 +193,26 @@ def finished_async_job(async_dir: Path) -> list[dict]:
     ]
 
 
-def test_forget_with_cleanup_removes_the_results_file_of_a_real_job(runner, storage, tmp_path):
+# The results files are checked on the host through Ansible (host_files: pytest-ansible where
+# it is installed), the way a playbook would see them.
+
+
+def test_forget_with_cleanup_removes_the_results_file_of_a_real_job(runner, storage, tmp_path, host_files):
     async_dir = tmp_path / "async"
     private = {"vars": {"ansible_async_dir": str(async_dir)}}
     starting = play([*finished_async_job(async_dir), save(storage, job_id="{{ started.ansible_job_id }}")], name=PLAY)
     started = runner.ok([{**starting, **private}])
-    results_file = async_dir / started.value("started")["jid"]
-    assert results_file.is_file()
+    assert host_files.names(async_dir) == [started.value("started")["jid"]]
 
     forgetting = play([forget(storage, cleanup=True), export_task("forgotten", FORGOTTEN)], name=PLAY)
     result = runner.ok([{**forgetting, **private}])
 
-    assert not results_file.exists()
+    assert host_files.names(async_dir) == []
     assert result.value("forgotten") == {"removed": True}
     assert names(storage) == []
 
 
-def test_cleanup_uses_the_async_dir_named_by_the_record(runner, storage, tmp_path):
+def test_cleanup_uses_the_async_dir_named_by_the_record(runner, storage, tmp_path, host_files):
     async_dir = tmp_path / "job-async"
     private = {"vars": {"ansible_async_dir": str(async_dir)}}
     started = runner.ok([{**play(finished_async_job(async_dir), name=PLAY), **private}])
@@ -219,15 +222,17 @@ def test_cleanup_uses_the_async_dir_named_by_the_record(runner, storage, tmp_pat
     default_dir = tmp_path / "default-async"
     runner.env["ANSIBLE_ASYNC_DIR"] = str(default_dir)
 
+    assert host_files.names(async_dir) == [jid]
+
     result = runner.ok([play([forget(storage, cleanup=True), export_task("forgotten", FORGOTTEN)], name=PLAY)])
 
-    assert not (async_dir / jid).exists()
+    assert host_files.names(async_dir) == []
     assert result.value("forgotten") == {"removed": True}
-    assert not default_dir.exists()
+    assert not host_files.exists(default_dir)
     assert names(storage) == []
 
 
-def test_cleanup_becomes_the_user_named_by_the_record(runner, storage, tmp_path):
+def test_cleanup_becomes_the_user_named_by_the_record(runner, storage, tmp_path, host_files):
     # A stand-in for sudo records how it was called and runs the command as the current user.
     log = tmp_path / "sudo.log"
     fake_sudo = tmp_path / "fake-sudo"
@@ -249,7 +254,7 @@ def test_cleanup_becomes_the_user_named_by_the_record(runner, storage, tmp_path)
     tasks = [forget(storage, cleanup=True), export_task("forgotten", FORGOTTEN)]
     result = runner.ok([{**play(tasks, name=PLAY), "vars": {"ansible_become_exe": str(fake_sudo)}}])
 
-    assert not (async_dir / "j555.42").exists()
+    assert host_files.names(async_dir) == []
     assert result.value("forgotten") == {"removed": True}
     calls = log.read_text().splitlines()
     assert len(calls) == 1, calls

@@ -359,7 +359,7 @@ def test_a_record_saved_by_one_run_is_loaded_by_another_from_elsewhere(runner, o
 
 
 @source
-def test_oci_example_runs_as_written(runner, oci_server, oci_client, refused_endpoint, source):
+def test_oci_example_runs_as_written(runner, oci_server, oci_client, refused_endpoint, host_files, source):
     oci_server.add_bucket("ansible-prod-state")
     # The example runs `oci os ns get` itself and gives the role no config file or endpoint:
     # both come from the environment, as the OCI CLI documents. Should the CLI ignore them, the
@@ -384,5 +384,5 @@ def test_oci_example_runs_as_written(runner, oci_server, oci_client, refused_end
     assert content["job_name"] == names[0].rsplit("/", 1)[-1].removesuffix(".json")
     assert content["host"] == "localhost"
     assert re.match(r"^j\d+\.\d+$", content["ansible_job_id"]), content
-    assert (runner.workdir / "async" / content["ansible_job_id"]).is_file()
+    assert host_files.exists(runner.workdir / "async" / content["ansible_job_id"])
     assert content["metadata"] == {"environment": "production", "ticket": "DEPLOY-12345"}
