@@ -37,13 +37,9 @@ demo: $(BIN)/.installed $(LINK)
 test: lint sanity $(BIN)/.installed $(LINK)
 	$(BIN)/python -m pytest -n 2 --durations=15 tests
 
+# The linters are listed once, in tests/lint.sh (tox's lint environment runs it too).
 lint: $(BIN)/.installed $(LINK)
-	$(BIN)/yamllint --strict .
-	$(BIN)/ansible-lint --offline
-	$(BIN)/ruff check tests bench
-	$(BIN)/ruff format --check tests bench
-	$(BIN)/shellcheck tests/sanity.sh .ci/run
-	$(BIN)/antsibull-changelog lint
+	PATH="$(CURDIR)/$(BIN):$$PATH" tests/lint.sh
 
 # ansible-test sanity on a copy of the tree laid out as ansible_collections/rstyczynski/ansible.
 sanity: $(BIN)/.installed

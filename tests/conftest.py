@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.hosts import HostFiles
 from tests.support.jobs import kill_jobs, use_private_async_dir
 from tests.support.playbook import PlaybookRunner
 from tests.support.storage import FilesystemStorage, OCIStorage
@@ -62,3 +63,13 @@ def async_dir(runner: PlaybookRunner, tmp_path: Path) -> Iterator[Path]:
     the jobs started under the test's directory are killed afterwards."""
     yield use_private_async_dir(runner, tmp_path)
     kill_jobs(tmp_path)
+
+
+@pytest.fixture
+def host_files(request: pytest.FixtureRequest, runner: PlaybookRunner) -> HostFiles:
+    """Files on the hosts of the runner's inventory, asked through Ansible: with pytest-ansible's
+    ansible_adhoc where the plugin is installed, else with the ansible command (the tox matrix,
+    whose ansible-core 2.17 pytest-ansible refuses). See docs/DEVELOPING.md."""
+    if request.config.pluginmanager.hasplugin("pytest-ansible"):
+        return HostFiles(runner, request.getfixturevalue("ansible_adhoc"))
+    return HostFiles(runner)

@@ -25,6 +25,7 @@ from tests.support.playbook import PlaybookResult, PlaybookRunner, export_task, 
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOKS = REPO / "playbooks"
 EXAMPLES = [
+    "building_blocks.yml",
     "idempotent_job.yml",
     "parameterised_job.yml",
     "wait_for_job.yml",
@@ -39,6 +40,15 @@ RUN = {
     "started": "async_job_run_started",
     "status": "async_job_run_status",
     "result": "async_job_run_result",
+}
+# What playbooks/building_blocks.yml leaves: it does without async_job_run.
+BLOCKS = {
+    "found": "async_job_load_found",
+    "job_id": "blocks_status.ansible_job_id",
+    "finished": "blocks_status.finished | bool",
+    "rc": "blocks_status.rc | default(None)",
+    "stdout": "blocks_status.stdout | default(None)",
+    "msg": "blocks_status.msg | default(None)",
 }
 
 
@@ -56,12 +66,15 @@ class Examples:
         example: str,
         exports: dict[str, str] | None = None,
         fails: bool = False,
+        uses_run: bool = True,
         **extra_vars: object,
     ) -> PlaybookResult:
-        """Run an example with extra vars; its facts (RUN plus exports) end up in result.value("run")."""
+        """Run an example with extra vars; its facts (RUN, unless it does not use async_job_run, plus
+        exports) end up in result.value("run")."""
+        facts = {**(RUN if uses_run else {}), **(exports or {})}
         wrapper = [
             {"import_playbook": str(PLAYBOOKS / example)},
-            play([export_task("run", {**RUN, **(exports or {})})], name="Export the facts", hosts="localhost"),
+            play([export_task("run", facts)], name="Export the facts", hosts="localhost"),
         ]
         playbook = self.runner.write(wrapper, name=f"run-{example}")
         variables = {"state_dir": str(self.state_dir), **extra_vars}
@@ -114,6 +127,50 @@ def test_every_example_says_how_to_run_it_and_is_in_the_patterns_guide(example):
 # The examples, run
 
 
+def test_building_blocks_start_once_then_reattach_and_report(examples):
+    first = examples.run("building_blocks.yml", BLOCKS, uses_run=False, job_seconds=600)
+    second = examples.run("building_blocks.yml", BLOCKS, uses_run=False, job_seconds=600)
+    started, attached = first.value("run"), second.value("run")
+
+    assert JOB_ID.match(started["job_id"])
+    running = {"finished": False, "rc": None, "stdout": "", "msg": None}
+    assert started == {"found": False, "job_id": started["job_id"], **running}
+    assert attached == {"found": True, "job_id": started["job_id"], **running}
+    # The first run creates the record's directories, starts the job and saves it; the second reads.
+    assert (first.changed(), second.changed()) == (3, 0)
+    assert first.messages()[-1] == [f"Started job blocks_demo: {started['job_id']}", "Status: running"]
+    assert second.messages()[-1] == [f"Re-attached to job blocks_demo: {started['job_id']}", "Status: running"]
+    record = examples.record("Building blocks", "blocks_demo")
+    assert (record["ansible_job_id"], record["metadata"]) == (started["job_id"], {"seconds": 600})
+
+
+def test_building_blocks_report_how_the_job_ended_and_start_nothing(examples):
+    started = examples.run("building_blocks.yml", BLOCKS, uses_run=False, job_seconds=1).value("run")
+    examples.wait_until_finished(started["job_id"])
+    ended = examples.run("building_blocks.yml", BLOCKS, uses_run=False, job_seconds=1)
+
+    assert ended.value("run") == {
+        "found": True,
+        "job_id": started["job_id"],
+        "finished": True,
+        "rc": 0,
+        "stdout": "finished after 1 seconds",
+        "msg": "",
+    }
+    assert ended.changed() == 0
+    status = "Status: ended, rc 0, output: finished after 1 seconds"
+    assert ended.messages()[-1] == [f"Re-attached to job blocks_demo: {started['job_id']}", status]
+
+    # The host forgets the job (a reboot, a cleared async directory): reported, still not started.
+    (examples.async_dir / started["job_id"]).unlink()
+    lost = examples.run("building_blocks.yml", BLOCKS, uses_run=False, job_seconds=1)
+    assert (lost.value("run")["found"], lost.value("run")["job_id"]) == (True, started["job_id"])
+    assert lost.value("run")["msg"] == "could not find job"
+    status = "Status: no results on the host (could not find job)"
+    assert lost.messages()[-1] == [f"Re-attached to job blocks_demo: {started['job_id']}", status]
+    assert examples.record("Building blocks", "blocks_demo")["ansible_job_id"] == started["job_id"]
+
+
 def test_idempotent_job_starts_once_then_reattaches(examples):
     first = examples.run("idempotent_job.yml", job_seconds=2).value("run")
     second = examples.run("idempotent_job.yml", job_seconds=2).value("run")
@@ -149,10 +206,12 @@ def test_parameterised_job_keeps_the_parameters_it_was_started_with(examples):
     assert (attached["job_id"], attached["started"]) == (started["job_id"], False)
     assert attached["saved"] == data
     # The message the operator reads when asking for other parameters than the job runs with.
-    assert second.says(
-        "This run asked for job=verify seconds=2 target=/srv/other, but job verify"
-        " was started with job=verify seconds=2 target=/srv/data; nothing was started."
-    )
+    assert (
+        "This run asked for job=verify seconds=2 target=/srv/other, but job verify was started with job=verify"
+        " seconds=2 target=/srv/data; nothing was started. Use another job_name for a second job or, once this"
+        " one has ended, run again with -e restart_on=succeeded,failed,lost to start it with the parameters of"
+        " this run."
+    ) in second.messages()
     metadata = examples.record("Parameterised job", "verify")["metadata"]
     assert {key: metadata[key] for key in data} == data
     assert set(metadata) == {"job", "target", "seconds", "requested_by", "requested_at"}

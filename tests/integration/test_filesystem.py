@@ -1,19 +1,16 @@
-"""What only the filesystem backend has: paths, permissions, atomic files, the seed's examples."""
+"""What only the filesystem backend has: paths, permissions, atomic files, the contract's examples."""
 
 from __future__ import annotations
 
+import getpass
 import json
 import re
 import stat
 import threading
-from pathlib import Path
 
-import yaml
+from tests.support.contract import BASIC, IDEMPOTENT, example, source
+from tests.support.playbook import export_task, play, refused_name, role_task
 
-from tests.support.playbook import export_task, play, role_task
-
-REPO = Path(__file__).resolve().parents[2]
-SEED = REPO.parent / "shared" / "seed" / "async_job_save.README.md"
 PLAY = "Filesystem play"
 
 
@@ -102,12 +99,12 @@ def test_nothing_is_written_outside_the_state_dir(runner, tmp_path):
     state = tmp_path / "state"
     result = runner.fails([play([save(str(state), job="../../../outside")], name=PLAY)])
 
-    assert result.says('async_job_save_job_name is "../../../outside"'), result.output
+    assert result.failure() == refused_name("async_job_save_job_name", "../../../outside")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["work"]
 
 
 def test_idempotent_pattern_starts_a_real_job_once_and_reattaches(runner, tmp_path):
-    """The seed's idempotent pattern with a real async job, run by two ansible-playbook processes."""
+    """The contract's idempotent pattern with a real async job, run by two ansible-playbook processes."""
     starts = tmp_path / "starts.log"
     tasks = [
         role_task("async_job_load", playbook_name="app_deployment", job_name="deploy_v3.0.0", state_dir="state"),
@@ -164,41 +161,26 @@ def test_idempotent_pattern_starts_a_real_job_once_and_reattaches(runner, tmp_pa
     assert starts.read_text() == "started\n"
 
 
-def seed_examples() -> dict[str, list[dict]]:
-    """The YAML examples of the seed README, by the heading above them."""
-    examples = {}
-    for section in re.split(r"^### ", SEED.read_text(), flags=re.M)[1:]:
-        heading, _, body = section.partition("\n")
-        block = re.search(r"^```yaml\n(.*?)^```", body.split("\n## ")[0], re.M | re.S)
-        if block:
-            examples[heading.strip()] = yaml.safe_load(block.group(1))
-    return examples
-
-
-def test_seed_examples_are_found():
-    assert {"Basic Usage (Filesystem Backend)", "OCI Backend Usage", "Idempotent Pattern (with async_job_load)"} <= set(
-        seed_examples()
-    )
-
-
-def test_seed_basic_example_runs_as_written(runner, tmp_path):
-    plays = seed_examples()["Basic Usage (Filesystem Backend)"]
-    plays[0]["hosts"] = "localhost"
+@source
+def test_basic_example_runs_as_written(runner, async_dir, tmp_path, host_files, source):
+    plays = example(source, BASIC)
     project = tmp_path / "project"
     runner.ok(runner.write(plays, directory=project))
 
     record = json.loads((project / ".ansible_async_state/localhost/web_deployment/deploy_v2.1.0.json").read_text())
-    assert record["job_name"] == "deploy_v2.1.0"
-    assert record["host"] == "localhost"
+    assert set(record) == {"job_name", "host", "ansible_job_id", "save_time", "metadata"}
+    assert (record["job_name"], record["host"]) == ("deploy_v2.1.0", "localhost")
     assert re.match(r"^j\d+\.\d+$", record["ansible_job_id"])
+    assert host_files.exists(async_dir / record["ansible_job_id"])
+    assert set(record["metadata"]) == {"version", "operator", "timestamp"}
     assert record["metadata"]["version"] == "2.1.0"
-    assert record["metadata"]["operator"]
-    assert record["metadata"]["timestamp"]
+    assert record["metadata"]["operator"] == getpass.getuser()
+    assert re.match(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$", record["metadata"]["timestamp"])
 
 
-def test_seed_idempotent_example_runs_twice_and_reattaches(runner, tmp_path):
-    plays = seed_examples()["Idempotent Pattern (with async_job_load)"]
-    plays[0]["hosts"] = "localhost"
+@source
+def test_idempotent_example_runs_twice_and_reattaches(runner, async_dir, tmp_path, source):
+    plays = example(source, IDEMPOTENT)
     plays[0]["tasks"].append(export_task("pattern", {"found": "async_job_load_found", "jid": "status.ansible_job_id"}))
     project = tmp_path / "project"
     playbook = runner.write(plays, directory=project)

@@ -17,14 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
+from tests.support.contract import OCI, example, source
 from tests.support.fixtures import BUCKET
 from tests.support.playbook import LOADED, SAVE_TIME, export_task, play, role_task
 from tests.support.storage import OCIStorage
-
-REPO = Path(__file__).resolve().parents[2]
-SEED_README = REPO.parent / "shared" / "seed" / "async_job_save.README.md"
 
 PLAY = "Deploy the web tier"
 # Failure tests must not wait for the CLI's default retries (8 attempts, about 94 s).
@@ -182,7 +179,7 @@ def test_check_mode_uploads_nothing_and_load_still_reads(runner, oci_server, sto
 
     assert writes(oci_server) == [], oci_server.request_log()
     assert set(methods(oci_server)) <= {"HEAD", "GET"}
-    assert result.changed() >= 1
+    assert result.changed() == 1
     assert result.value("saved")["state_file"] == storage.state_file("localhost", PLAY, "fresh")
     assert oci_server.list_objects(BUCKET) == [storage.key("localhost", PLAY, "running")]
     loaded = result.value("loaded")
@@ -360,20 +357,11 @@ def test_a_record_saved_by_one_run_is_loaded_by_another_from_elsewhere(runner, o
     assert list(runner.workdir.rglob(".ansible_async_state")) == []
 
 
-# The README example
+# The contract's example
 
 
-def readme_oci_examples() -> list[str]:
-    """The YAML blocks of the section "OCI Backend Usage" of the seed README."""
-    assert SEED_README.is_file(), f"the seed README is missing: {SEED_README.relative_to(REPO.parent)}"
-    section = re.search(r"^### OCI Backend Usage\n(.*?)(?=^#{1,3} )", SEED_README.read_text(), re.M | re.S)
-    assert section, "the seed README has no section 'OCI Backend Usage'"
-    blocks = re.findall(r"^```yaml\n(.*?)^```", section.group(1), re.M | re.S)
-    assert blocks, "the section 'OCI Backend Usage' holds no YAML example"
-    return blocks
-
-
-def test_readme_oci_example_runs_as_written(runner, oci_server, oci_client, refused_endpoint):
+@source
+def test_oci_example_runs_as_written(runner, oci_server, oci_client, refused_endpoint, host_files, source):
     oci_server.add_bucket("ansible-prod-state")
     # The example runs `oci os ns get` itself and gives the role no config file or endpoint:
     # both come from the environment, as the OCI CLI documents. Should the CLI ignore them, the
@@ -386,22 +374,17 @@ def test_readme_oci_example_runs_as_written(runner, oci_server, oci_client, refu
         NO_PROXY="127.0.0.1",
         ANSIBLE_ASYNC_DIR=str(runner.workdir / "async"),
     )
-    for number, block in enumerate(readme_oci_examples()):
-        plays = yaml.safe_load(block)
-        for each in plays:
-            each["hosts"] = "localhost"
-        path = runner.workdir / f"readme-oci-{number}.yml"
-        path.write_text(yaml.safe_dump(plays, sort_keys=False))
-        before = datetime.date.today()
-        runner.ok(path)
-        dates = {before, datetime.date.today()}
+    before = datetime.date.today()
+    runner.ok(runner.write(example(source, OCI), name="oci-example.yml"))
+    dates = {before, datetime.date.today()}
 
-        assert ("GET", "/n") in [(entry.method, entry.path) for entry in oci_server.request_log()]
-        names = oci_server.list_objects("ansible-prod-state")
-        assert len(names) == 1, names
-        assert names[0] in {f"localhost/production_deployment/prod_deploy_{date.isoformat()}.json" for date in dates}
-        content = json.loads(oci_server.get_object("ansible-prod-state", names[0]))
-        assert content["job_name"] == names[0].rsplit("/", 1)[-1].removesuffix(".json")
-        assert content["host"] == "localhost"
-        assert re.match(r"^j\d+\.\d+$", content["ansible_job_id"]), content
-        assert content["metadata"] == {"environment": "production", "ticket": "DEPLOY-12345"}
+    assert ("GET", "/n") in [(entry.method, entry.path) for entry in oci_server.request_log()]
+    names = oci_server.list_objects("ansible-prod-state")
+    assert names in [[f"localhost/production_deployment/prod_deploy_{date.isoformat()}.json"] for date in dates]
+    content = json.loads(oci_server.get_object("ansible-prod-state", names[0]))
+    assert set(content) == {"job_name", "host", "ansible_job_id", "save_time", "metadata"}
+    assert content["job_name"] == names[0].rsplit("/", 1)[-1].removesuffix(".json")
+    assert content["host"] == "localhost"
+    assert re.match(r"^j\d+\.\d+$", content["ansible_job_id"]), content
+    assert host_files.exists(runner.workdir / "async" / content["ansible_job_id"])
+    assert content["metadata"] == {"environment": "production", "ticket": "DEPLOY-12345"}

@@ -29,9 +29,50 @@ LOADED = {
     "save_time": "async_job_load_save_time",
     "state_file": "async_job_load_state_file",
 }
+# Why every role refuses a name (the shared name rule of async_job_common), in the user's words.
+EMPTY = "it must not be empty or only white space."
+DOT = "it must not begin with '.': such names are kept for the collection's own files."
+SEPARATOR = "it must not contain '/', '\\', NUL or control characters."
+
+
+def refused_name(variable: str, value: str) -> str:
+    """The whole message with which every role refuses a name that cannot be a path component."""
+    size = len(value.encode())
+    if not value.strip():
+        reason = EMPTY
+    elif value.startswith("."):
+        reason = DOT
+    elif re.search(r"[/\\\x00-\x1f\x7f-\x9f]", value):
+        reason = SEPARATOR
+    else:
+        assert size > 200, value
+        reason = f"it is {size} bytes long in UTF-8, more than the 200 a name may have"
+        reason += " (it is one component of the record path)."
+    shown = json.dumps(value)
+    shown = shown if len(shown) <= 120 else shown[:117] + "..."
+    return f"{variable} is {shown}: {reason} Nothing was written."
+
+
 RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+# "ok: [host] => {" then the msg of a debug task as JSON: a string on one line, or a list of them.
+SHOWN = re.compile(
+    r'^(?:ok|changed): \[(?P<host>[^\]\s]+)\] => \{\n    "msg": '
+    r'(?P<msg>".*"|\[\n(?:        ".*",?\n)*    \])\n\}$',
+    re.M,
+)
 # "fatal: [host]: FAILED! => {...}", or "failed: [host] (item=...) => {...}" for a loop.
 FATAL = re.compile(r"^(?:fatal|failed): \[(?P<host>[^\]\s]+)[^\]]*\].*? => (?P<result>\{.*\})$", re.M)
+
+
+# In a message pattern of matches(): text that the version of Ansible or Python writes in its
+# own words (a type name, a JSON parser's error), which the roles pass on as it comes.
+VARIES = None
+
+
+def matches(message: str, *parts: str | None) -> bool:
+    """Whether message is exactly the parts in order: each string as written, VARIES any text."""
+    pattern = "".join(".+?" if part is VARIES else re.escape(part) for part in parts)
+    return re.fullmatch(pattern, message, re.S) is not None
 
 
 class Unsafe(str):
@@ -78,6 +119,10 @@ class PlaybookResult:
         messages = [result["msg"] for result in results if "msg" in result]
         assert messages, f"no failed task for {host}:\n{self.output}"
         return messages[-1]
+
+    def messages(self, host: str = "localhost") -> list[str | list[str]]:
+        """The msg of every task that showed one for host (ansible.builtin.debug), in order."""
+        return [json.loads(m["msg"]) for m in SHOWN.finditer(self.stdout) if m["host"] == host]
 
     def changed(self, host: str = "localhost") -> int:
         return self.stats[host]["changed"]

@@ -6,6 +6,7 @@ the stored bytes so tests can check what was written and plant damaged records.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 # Stored bytes that are not a usable record, and what the failure says about them.
@@ -15,6 +16,17 @@ DAMAGED_RECORDS = [
     (b'{"job_name": "deploy", "host": "localhost"}', "holds no ansible_job_id"),
     (b'["j1.1"]', "holds no ansible_job_id"),
 ]
+
+
+def damaged_record(state_file: str, content: bytes) -> tuple[str | None, ...]:
+    """What a role's failure says first about the damaged record content stored at state_file,
+    as parts for tests.support.playbook.matches(): the JSON parser's own words vary."""
+    try:
+        stored = json.loads(content)
+    except ValueError:
+        return (f"The job record {state_file} exists but is not valid JSON (", None, ")")
+    keys = list(stored) if isinstance(stored, dict) else []
+    return (f"The job record {state_file} exists but holds no ansible_job_id (keys found: {json.dumps(keys)})",)
 
 
 class FilesystemStorage:

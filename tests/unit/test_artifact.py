@@ -25,6 +25,7 @@ REQUIRED = [
     "MANIFEST.json",
     "FILES.json",
     "README.md",
+    "LICENSE",
     "CHANGELOG.md",
     "changelogs/changelog.yaml",
     "changelogs/config.yaml",
@@ -33,6 +34,7 @@ REQUIRED = [
     "meta/ee-requirements.txt",
     "docs/docsite/links.yml",
     "docs/ee/execution-environment.yml",
+    "playbooks/building_blocks.yml",
     "playbooks/idempotent_job.yml",
     "playbooks/inventory.ini",
 ]
@@ -159,6 +161,14 @@ def test_the_manifest_carries_galaxy_yml(members, tarball):
     for key in ("namespace", "name", "version", "repository", "documentation", "issues", "license"):
         assert manifest[key] == GALAXY[key], key
     assert manifest["tags"] == GALAXY["tags"]
+
+
+def test_the_artifact_carries_the_mit_license_of_galaxy_yml(members, tarball):
+    with tarfile.open(tarball) as archive:
+        shipped = archive.extractfile(members["LICENSE"]).read()
+    assert shipped == (REPO / "LICENSE").read_bytes()
+    assert shipped.decode().splitlines()[:3] == ["MIT License", "", "Copyright (c) 2026 rstyczynski"]
+    assert GALAXY["license"] == ["MIT"]
 
 
 def test_the_installed_copy_is_the_one_ansible_finds(installed, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -59,16 +60,46 @@ def test_every_backend_choice_has_its_task_file(role):
     assert set(choices) == files
 
 
+# The keys of a task that hold more tasks.
+TASK_LISTS = ("block", "rescue", "always")
+
+
+def tasks_in(tasks: list[dict] | None) -> Iterator[dict]:
+    """Every task of a task list, also those inside block, rescue and always, at any depth."""
+    for task in tasks or []:
+        yield task
+        for key in TASK_LISTS:
+            yield from tasks_in(task.get(key))
+
+
+def public_facts(role: str) -> set[str]:
+    """The facts the role's task files set with set_fact that are not internal (``__`` names)."""
+    facts = set()
+    for path in (REPO / "roles" / role / "tasks").glob("*.yml"):
+        for task in tasks_in(yaml.safe_load(path.read_text())):
+            facts.update(k for k in task.get("ansible.builtin.set_fact") or {} if not k.startswith("__"))
+    return facts
+
+
+def test_facts_set_inside_blocks_are_found():
+    nested = [
+        {"ansible.builtin.set_fact": {"top": 1, "__internal": 2}},
+        {
+            "block": [{"block": [{"ansible.builtin.set_fact": {"deep": 1}}]}],
+            "rescue": [{"ansible.builtin.set_fact": {"rescued": 1}}],
+            "always": [{"ansible.builtin.debug": {"msg": "x"}}, {"ansible.builtin.set_fact": {"always": 1}}],
+        },
+    ]
+    found = {k for task in tasks_in(nested) for k in task.get("ansible.builtin.set_fact") or {}}
+    assert found == {"top", "__internal", "deep", "rescued", "always"}
+
+
 @pytest.mark.parametrize("role", ROLES)
 def test_description_names_every_fact_the_role_sets(role):
     description = " ".join(spec(role)["main"]["description"])
     readme = (REPO / "roles" / role / "README.md").read_text()
-    tasks = "".join(p.read_text() for p in (REPO / "roles" / role / "tasks").glob("*.yml"))
-    facts = set()
-    for document in (yaml.safe_load(p.read_text()) for p in (REPO / "roles" / role / "tasks").glob("*.yml")):
-        for task in document or []:
-            facts.update(k for k in task.get("ansible.builtin.set_fact", {}) if not k.startswith("__"))
-    assert facts, tasks
+    facts = public_facts(role)
+    assert facts, f"no task file of {role} sets a public fact"
     for fact in facts:
         assert fact in description, f"{fact} is not named in the spec description"
         assert fact in readme, f"{fact} is not named in the role README"
