@@ -5,6 +5,7 @@ tag; and each refusal, which changes nothing."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "tools" / "release.py"
+BIN = Path(sys.executable).parent
 IMPORTER_VENV = REPO / ".venv-importer"
 GALAXY = yaml.safe_load((REPO / "galaxy.yml").read_text())
 CURRENT = str(GALAXY["version"])
@@ -24,6 +26,7 @@ NEXT = f"{MAJOR}.{int(MINOR) + 1}.0"
 TARBALL = f"dist/{GALAXY['namespace']}-{GALAXY['name']}-{NEXT}.tar.gz"
 FRAGMENT = "99-release-test.yml"
 CHANGE = "async_job_save - a change made for the release test."
+TRIVIAL = "Tests - a trivial change, recorded in changelog.yaml and left out of CHANGELOG.md."
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -58,7 +61,9 @@ def clone(tmp_path: Path) -> Path:
 
 
 def add_fragment(clone: Path, commit: bool = True) -> None:
-    (clone / "changelogs" / "fragments" / FRAGMENT).write_text(yaml.safe_dump({"minor_changes": [CHANGE]}))
+    (clone / "changelogs" / "fragments" / FRAGMENT).write_text(
+        yaml.safe_dump({"minor_changes": [CHANGE], "trivial": [TRIVIAL]})
+    )
     if commit:
         git(clone, "add", "changelogs/fragments")
         git(clone, "commit", "--quiet", "-m", "A change to release")
@@ -75,6 +80,18 @@ def release(clone: Path, *version: str) -> subprocess.CompletedProcess[str]:
         check=False,
         timeout=900,
     )
+
+
+def changelog_tool(clone: Path, *args: str) -> None:
+    """antsibull-changelog in the clone, with the clone on a collections path."""
+    collections = clone.parent / "collections"
+    link = collections / "ansible_collections" / GALAXY["namespace"] / GALAXY["name"]
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(clone, target_is_directory=True)
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections), PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+    command = [str(BIN / "antsibull-changelog"), *args]
+    result = subprocess.run(command, cwd=clone, env=env, capture_output=True, text=True, check=False, timeout=300)
+    assert result.returncode == 0, result.stderr
 
 
 def state(clone: Path) -> dict[str, str]:
@@ -102,13 +119,15 @@ def test_the_release_sets_the_version_releases_the_changelog_builds_commits_and_
 
     changes = yaml.safe_load((clone / "changelogs" / "changelog.yaml").read_text())["releases"]
     assert changes[NEXT]["fragments"] == [FRAGMENT]
-    assert changes[NEXT]["changes"] == {"minor_changes": [CHANGE]}
+    assert changes[NEXT]["changes"] == {"minor_changes": [CHANGE], "trivial": [TRIVIAL]}
     assert changes[CURRENT] == yaml.safe_load((REPO / "changelogs" / "changelog.yaml").read_text())["releases"][CURRENT]
     changelog_md = (clone / "CHANGELOG.md").read_text()
     assert "## v" + NEXT.replace(".", "\\.") in changelog_md
     assert changelog_md.index(f'<a id="v{NEXT.replace(".", "-")}"></a>') < changelog_md.index(
         f'<a id="v{CURRENT.replace(".", "-")}"></a>'
     )
+    assert "a change made for the release test" in changelog_md
+    assert "a trivial change" not in changelog_md
     assert (clone / "changelogs" / "fragments" / FRAGMENT).is_file()
 
     with tarfile.open(clone / TARBALL) as archive:
@@ -128,6 +147,14 @@ def test_the_release_sets_the_version_releases_the_changelog_builds_commits_and_
     assert git(clone, "cat-file", "-t", NEXT).strip() == "tag"
     assert git(clone, "status", "--porcelain", "--untracked-files=all") == ""
     assert git(clone, "check-ignore", "dist").strip() == "dist"
+
+    # What the changelog test regenerates from the fragments is what the release committed.
+    regenerate = [
+        *("release", "--version", NEXT, "--date", str(changes[NEXT]["release_date"])),
+        *("--update-existing", "--refresh-fragments", "without-archives"),
+    ]
+    changelog_tool(clone, *regenerate)
+    assert git(clone, "status", "--porcelain") == ""
 
 
 @pytest.mark.parametrize(
