@@ -335,7 +335,7 @@ def release(root: Path, version: str, venv: Path = IMPORTER_VENV) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--root", type=Path, default=ROOT, help="the collection's tree (default: this checkout)")
     parser.add_argument(
         "--importer-venv", type=Path, default=IMPORTER_VENV, help="galaxy-importer's virtualenv (made when needed)"
