@@ -6,7 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 COLLECTIONS := $(CURDIR)/.ansible/collections
 LINK := $(COLLECTIONS)/ansible_collections/rstyczynski/ansible
-VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
+GALAXY_VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
+# Galaxy's importer runs in a virtualenv of its own (tools/requirements-importer.txt says why).
+IMPORTER_VENV := .venv-importer
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 
 # The ansible-core matrix needs python3.12 for 2.20 and later. Where pyenv is installed, its
@@ -23,7 +25,7 @@ endif
 MATRIX := core216,core217,core218,core219,core220,core221
 MATRIX_ENDS := core216,core221
 
-.PHONY: demo test lint sanity unit integration matrix matrix-ends changelog bench clean
+.PHONY: demo test lint sanity unit integration matrix matrix-ends changelog dist release bench clean
 
 # The main job: the idempotent long-running job on localhost, run twice. The first run starts
 # the job and saves its id; the second run finds the id and re-attaches to the same job.
@@ -33,8 +35,9 @@ demo: $(BIN)/.installed $(LINK)
 	@echo "=== Second run: the job is found by name and re-attached, not started again; its status is reported ==="
 	$(BIN)/ansible-playbook -i playbooks/inventory.ini playbooks/idempotent_job.yml
 
-# The whole suite: lint, ansible-test sanity, then every test (unit and integration).
-test: lint sanity $(BIN)/.installed $(LINK)
+# The whole suite: lint, ansible-test sanity, then every test (unit and integration; among
+# them tests/unit/test_importer.py, which runs Galaxy's importer on the built artifact).
+test: lint sanity $(BIN)/.installed $(LINK) $(IMPORTER_VENV)/.requirements
 	$(BIN)/python -m pytest -n 2 --durations=15 tests
 
 # The linters are listed once, in tests/lint.sh (tox's lint environment runs it too).
@@ -59,11 +62,26 @@ matrix: $(BIN)/.installed
 matrix-ends: $(BIN)/.installed
 	$(BIN)/tox -e $(MATRIX_ENDS)
 
-# CHANGELOG.md and changelogs/changelog.yaml from the fragments, for the version in galaxy.yml.
-# The fragments are kept (keep_fragments in changelogs/config.yaml); run it after adding one.
+# CHANGELOG.md and changelogs/changelog.yaml from the fragments, for the version in galaxy.yml
+# while that version is not released (tagged) yet; after a release, new fragments wait for the
+# next `make release`. The fragments are kept (keep_fragments in changelogs/config.yaml).
 changelog: $(BIN)/.installed $(LINK)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/antsibull-changelog release --version $(VERSION) \
+	@if git rev-parse --quiet --verify "refs/tags/$(GALAXY_VERSION)" >/dev/null; then \
+		echo "changelog: $(GALAXY_VERSION) is released (tag $(GALAXY_VERSION)); new fragments go into the next release: make release VERSION=x.y.z" >&2; \
+		exit 1; \
+	fi
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/antsibull-changelog release --version $(GALAXY_VERSION) \
 		--update-existing --refresh-fragments without-archives
+
+# The artifact in dist/, checked by Galaxy's importer (offline, without its ansible-test step).
+dist: $(BIN)/.installed $(IMPORTER_VENV)/.requirements
+	$(BIN)/python tools/release.py check
+
+# make release VERSION=x.y.z: version in galaxy.yml, changelog section, artifact in dist/ checked
+# by the importer, a commit and the tag x.y.z (docs/DEVELOPING.md, "Releasing"). Publishing is
+# a separate step: it needs the maintainer's Galaxy token.
+release: $(BIN)/.installed $(IMPORTER_VENV)/.requirements
+	$(BIN)/python tools/release.py release "$(VERSION)"
 
 bench: $(BIN)/.installed $(LINK)
 	$(BIN)/python bench/bench.py
@@ -74,9 +92,12 @@ $(BIN)/.installed: requirements.txt requirements-test.txt
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	touch $@
 
+$(IMPORTER_VENV)/.requirements: tools/requirements-importer.txt $(BIN)/.installed
+	$(BIN)/python tools/release.py setup-importer
+
 $(LINK):
 	mkdir -p $(dir $@)
 	ln -sfn $(CURDIR) $@
 
 clean:
-	rm -rf $(VENV) .ansible .tox .pytest_cache playbooks/.ansible_async_state
+	rm -rf $(VENV) $(IMPORTER_VENV) dist .ansible .tox .pytest_cache playbooks/.ansible_async_state

@@ -21,8 +21,8 @@ lint() {
 
 lint yamllint --strict .
 lint ansible-lint --offline
-lint ruff check tests bench
-lint ruff format --check tests bench
+lint ruff check tests bench tools
+lint ruff format --check tests bench tools
 lint shellcheck tests/sanity.sh tests/lint.sh .ci/run
 lint antsibull-changelog lint
 exit "$status"

@@ -52,14 +52,17 @@ FORBIDDEN_TOP = {
     ".ruff_cache",
     ".tox",
     ".venv",
+    ".venv-importer",
     ".yamllint",
     "Makefile",
     "bench",
     "collections",
+    "dist",
     "pyproject.toml",
     "requirements-test.txt",
     "requirements.txt",
     "tests",
+    "tools",
     "tox.ini",
 }
 # Anywhere in the tree.

@@ -66,6 +66,17 @@ def test_every_public_role_has_an_argument_spec():
         assert (REPO / "roles" / role / "meta" / "argument_specs.yml").is_file(), role
 
 
+def test_the_listing_shows_exactly_the_five_public_roles(doc_env):
+    listing = json.loads(ansible_doc(doc_env, "-l", "-j", COLLECTION))
+    assert sorted(listing) == [
+        f"{COLLECTION}.{role}"
+        for role in ("async_job_forget", "async_job_list", "async_job_load", "async_job_run", "async_job_save")
+    ]
+    text = ansible_doc(doc_env, "-l", COLLECTION)
+    assert set(re.findall(rf"{re.escape(COLLECTION)}\.\w+", text)) == set(listing)
+    assert "async_job_common" not in text
+
+
 def test_the_listing_names_every_public_role_with_its_short_description(doc_env):
     listing = ansible_doc(doc_env, "-l", COLLECTION)
     for role in PUBLIC_ROLES:
