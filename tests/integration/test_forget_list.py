@@ -259,7 +259,7 @@ def test_cleanup_becomes_the_user_named_by_the_record(runner, storage, tmp_path)
 
 @pytest.mark.parametrize("placeholder", ["<<Omit>>", "__omit_place_holder__" + "5f" * 20])
 def test_cleanup_reads_an_omit_placeholder_as_no_become_user(runner, state, tmp_path, placeholder):
-    # async_job_run 1.0.0 stored Ansible's omit placeholder as the become_user of every job it
+    # async_job_run once stored Ansible's omit placeholder as the become_user of every job it
     # started without become ("<<Omit>>" on ansible-core 2.19+): such a record names no user.
     async_dir = tmp_path / "async"
     private = {"vars": {"ansible_async_dir": str(async_dir)}}

@@ -96,11 +96,8 @@ def state(tmp_path: Path) -> FilesystemStorage:
 
 
 def test_the_job_lifecycle_over_ssh(runner, storage, remote):
-    """Save and load, async_job_run (start, re-attach, restart policy), every status, a job run
-    as the service user, a custom async directory, forget with cleanup and list, over SSH."""
-    custom_dir = f"async-{remote.token}"
-    remote.remove_later(remote.home / custom_dir)
-    waiting = {"wait": True, "wait_retries": 60, "wait_delay": 1}
+    """Save and load, async_job_run (start, re-attach, restart policy), every status, forget
+    with cleanup and list, on three hosts reached over SSH as an unprivileged user."""
     saving = [
         {
             "name": "Start a job by hand",
@@ -119,50 +116,27 @@ def test_the_job_lifecycle_over_ssh(runner, storage, remote):
         role_task("async_job_load", **storage_vars(storage, "async_job_load"), job_name="by_hand"),
         export_task("by_hand", {"started": "by_hand.ansible_job_id", "loaded": "async_job_load_ansible_job_id"}),
     ]
-    # The job's async directory is a variable of the role's tasks: "~" is the remote user's home.
-    custom = run(storage, "custom", "custom", command="true", **waiting)
-    custom[0]["vars"]["ansible_async_dir"] = f"~/{custom_dir}"
-    first_run = [
-        *run(storage, "work", "work", command=WORK_COMMAND),
-        *run(storage, "as_svc", "as_svc", command="id -un", become=True, become_user=remote.service_user, **waiting),
-        *custom,
-        *saving,
-    ]
-    first = runner.ok([play(first_run, name=PLAY)])
+    first = runner.ok([play([*run(storage, "work", "work", command=WORK_COMMAND), *saving], name=PLAY)])
 
-    work = {host: first.value("work", host) for host in HOSTS}
+    work = {host: first.value("work", host)["ansible_job_id"] for host in HOSTS}
+    by_hand = {host: first.value("by_hand", host) for host in HOSTS}
     for host in HOSTS:
-        remote.remove_later(
-            remote.results_file(work[host]["ansible_job_id"]),
-            remote.results_file(first.value("as_svc", host)["ansible_job_id"], service=True),
-            remote.results_file(first.value("by_hand", host)["started"]),
-        )
+        remote.remove_later(remote.results_file(work[host]), remote.results_file(by_hand[host]["started"]))
     for host in HOSTS:
-        assert (work[host]["started"], work[host]["status"]) == (True, "running"), host
+        assert (first.value("work", host)["started"], first.value("work", host)["status"]) == (True, "running")
         record = stored(storage, host, "work")
-        assert record["ansible_job_id"] == work[host]["ansible_job_id"]
-        # The async directory is the login user's, expanded on the host; no become, no become_user.
+        assert record["ansible_job_id"] == work[host]
+        # The login user's async directory, "~" expanded on the host; no become, so no become_user.
         assert record["async_dir"] == str(remote.home / ".ansible_async")
         assert record["become"] is False
         assert "become_user" not in record
-        as_svc = first.value("as_svc", host)
-        assert (as_svc["started"], as_svc["status"]) == (True, "succeeded")
-        assert as_svc["result"]["stdout"] == remote.service_user
-        svc_record = stored(storage, host, "as_svc")
-        assert (svc_record["become"], svc_record["become_user"]) == (True, remote.service_user)
-        assert svc_record["async_dir"] == str(remote.service_home / ".ansible_async")
-        assert owner(remote.results_file(as_svc["ansible_job_id"], service=True)) == remote.service_user
-        custom = first.value("custom", host)
-        assert custom["status"] == "succeeded"
-        assert stored(storage, host, "custom")["async_dir"] == str(remote.home / custom_dir)
-        assert (remote.home / custom_dir / custom["ansible_job_id"]).is_file()
-        by_hand = first.value("by_hand", host)
-        assert by_hand["loaded"] == by_hand["started"]
-    # The host-by-host outcome of "work" and the lost job: by_hand's results file is removed.
+        assert owner(remote.results_file(work[host])) == remote.user
+        assert by_hand[host]["loaded"] == by_hand[host]["started"]
+    # Let host2's and host3's jobs end; by_hand ended too: its results file goes, the job is lost.
     for host in ("host2", "host3"):
-        finished(remote.results_file(work[host]["ansible_job_id"]))
+        finished(remote.results_file(work[host]))
     for host in HOSTS:
-        lost = remote.results_file(first.value("by_hand", host)["started"])
+        lost = remote.results_file(by_hand[host]["started"])
         finished(lost)
         lost.unlink()
 
@@ -170,9 +144,6 @@ def test_the_job_lifecycle_over_ssh(runner, storage, remote):
         *run(storage, "work", "work", command=WORK_COMMAND, restart_on=["lost"]),
         *check(storage, "by_hand", "lost"),
         *run(storage, "by_hand", "restarted", command="sleep 600", restart_on=["lost"]),
-        *check(storage, "as_svc"),
-        forget(storage, "as_svc"),
-        forget(storage, "custom"),
         forget(storage, "work"),
         role_task("async_job_list", **storage_vars(storage, "async_job_list")),
         export_task("listed", {"jobs": "async_job_list_jobs | map(attribute='job_name') | list"}),
@@ -180,40 +151,89 @@ def test_the_job_lifecycle_over_ssh(runner, storage, remote):
     second = runner.ok([play(second_run, name=PLAY)])
 
     for host in HOSTS:
+        restarted = second.value("restarted", host)
+        remote.remove_later(remote.results_file(restarted["ansible_job_id"]))
         again = second.value("work", host)
-        assert (again["ansible_job_id"], again["started"]) == (work[host]["ansible_job_id"], False), host
+        assert (again["ansible_job_id"], again["started"]) == (work[host], False), host
         assert again["status"] == WORK_STATUS[host], host
         lost = second.value("lost", host)
         assert (lost["status"], lost["result"]["msg"]) == ("lost", "could not find job")
-        restarted = second.value("restarted", host)
         assert (restarted["started"], restarted["status"]) == (True, "running")
-        assert restarted["ansible_job_id"] != first.value("by_hand", host)["started"]
-        remote.remove_later(remote.results_file(restarted["ansible_job_id"]))
-        as_svc = second.value("as_svc", host)
-        assert (as_svc["status"], as_svc["result"]["stdout"]) == ("succeeded", remote.service_user)
-        # Forget removed the results files as the users that own them, wherever they are.
-        assert not remote.results_file(as_svc["ansible_job_id"], service=True).exists()
-        assert not (remote.home / custom_dir / first.value("custom", host)["ansible_job_id"]).exists()
-        assert not remote.results_file(work[host]["ansible_job_id"]).exists()
+        assert restarted["ansible_job_id"] != by_hand[host]["started"]
+        assert stored(storage, host, "by_hand")["ansible_job_id"] == restarted["ansible_job_id"]
+        # Forget removed the results file on the host, as the user that owns it.
+        assert not remote.results_file(work[host]).exists()
         assert second.value("listed", host)["jobs"] == ["by_hand"]
+    assert second.value("work", "host2")["result"]["stdout"] == "done"
     assert second.value("work", "host3")["result"]["rc"] == 3
     # Failed and lost are answers: an operator reading the log sees no "fatal:" line.
     assert "fatal:" not in second.output
-    assert second.stats["host1"]["failed"] == 0
+    assert sum(stats["failed"] for stats in second.stats.values()) == 0
+
+
+def test_become_and_a_custom_async_dir_over_ssh(runner, state, remote):
+    """A job started as the service user (sudo from the login user), whose status check and
+    cleanup run as that user too; a job in an async directory of the remote user's choosing."""
+    custom_dir = f"async-{remote.token}"
+    remote.remove_later(remote.home / custom_dir)
+    waiting = {"wait": True, "wait_retries": 60, "wait_delay": 1}
+    # ansible_async_dir is a variable of the role's tasks: "~" is the remote user's home.
+    custom = run(state, "custom", "custom", command="true", **waiting)
+    custom[0]["vars"]["ansible_async_dir"] = f"~/{custom_dir}"
+    keep = {"record": f"lookup('ansible.builtin.file', '{state.root}/host1/{PLAY}/' ~ job ~ '.json') | from_json"}
+    tasks = [
+        *run(
+            state,
+            "as_svc",
+            "as_svc",
+            command="id -un; sleep 1",
+            become=True,
+            become_user=remote.service_user,
+            **waiting,
+        ),
+        *custom,
+        *({**export_task(f"{job}_record", keep), "vars": {"job": job}} for job in ("as_svc", "custom")),
+        *check(state, "as_svc", "checked"),
+        forget(state, "as_svc"),
+        forget(state, "custom"),
+    ]
+    result = runner.run([play(tasks, name=PLAY)], hosts=("host1",))
+    exported = result.exported.get("host1", {})
+    for job, directory in (("as_svc", remote.service_home / ".ansible_async"), ("custom", remote.home / custom_dir)):
+        if job in exported:
+            remote.remove_later(directory / exported[job]["ansible_job_id"])
+    assert result.rc == 0, result.output
+
+    as_svc, custom = result.value("as_svc", "host1"), result.value("custom", "host1")
+    assert (as_svc["started"], as_svc["status"]) == (True, "succeeded")
+    assert as_svc["result"]["stdout"] == remote.service_user
+    record = result.value("as_svc_record", "host1")["record"]
+    assert (record["become"], record["become_user"]) == (True, remote.service_user)
+    assert record["async_dir"] == str(remote.service_home / ".ansible_async")
+    # The check found the results file in the service user's home, which only that user reads.
+    checked = result.value("checked", "host1")
+    assert (checked["status"], checked["result"]["stdout"]) == ("succeeded", remote.service_user)
+    assert not (remote.service_home / ".ansible_async" / as_svc["ansible_job_id"]).exists()
+    assert (custom["started"], custom["status"]) == (True, "succeeded")
+    assert result.value("custom_record", "host1")["record"]["async_dir"] == str(remote.home / custom_dir)
+    assert (remote.home / custom_dir).is_dir()
+    assert not (remote.home / custom_dir / custom["ansible_job_id"]).exists()
+    assert state.names() == []
 
 
 # The two defects the remote hosts showed
 
 
-@pytest.mark.parametrize("placeholder", ["<<Omit>>", "__omit_place_holder__" + "0f" * 20])
-def test_a_record_with_a_placeholder_become_user_still_works_over_ssh(runner, state, remote, placeholder):
-    """async_job_run 1.0.0 stored Ansible's omit placeholder as become_user of every job started
+def test_a_record_with_a_placeholder_become_user_still_works_over_ssh(runner, state, remote):
+    """async_job_run once stored Ansible's omit placeholder as become_user of every job started
     without become; the cleanup then tried to become that "user". Such a record names no user."""
-    # The record as async_job_run 1.0.0 stored it, for a job that really ran on the host.
+    # The record as async_job_run once stored it, for a job that really ran on the host: on
+    # ansible-core 2.19 and later (host1), and before (host2).
+    placeholders = {"host1": "<<Omit>>", "host2": "__omit_place_holder__" + "0f" * 20}
     record = (
         "{'job_name': 'legacy', 'host': inventory_hostname, 'ansible_job_id': legacy.ansible_job_id,"
         " 'save_time': '2025-01-02T03:04:05Z', 'metadata': {}, 'become': false,"
-        f" 'become_user': {json.dumps(placeholder)}, 'async_dir': legacy.results_file | dirname}}"
+        f" 'become_user': {json.dumps(placeholders)}[inventory_hostname], 'async_dir': legacy.results_file | dirname}}"
     )
     tasks = [
         {"name": "Start a job", "ansible.builtin.command": "true", "async": 60, "poll": 0, "register": "legacy"},
@@ -226,7 +246,7 @@ def test_a_record_with_a_placeholder_become_user_still_works_over_ssh(runner, st
             "delay": 1,
         },
         {
-            "name": "Store the record as async_job_run 1.0.0 did",
+            "name": "Store the record as async_job_run once did",
             "ansible.builtin.copy": {
                 "content": "{{ " + record + " | to_nice_json }}",
                 "dest": f"{state.root}/{{{{ inventory_hostname }}}}/{PLAY}/legacy.json",
@@ -239,15 +259,15 @@ def test_a_record_with_a_placeholder_become_user_still_works_over_ssh(runner, st
         forget(state, "legacy"),
         export_task("forgotten", {"removed": "async_job_forget_removed"}),
     ]
-    for host in HOSTS:
+    for host in placeholders:
         (state.root / host / PLAY).mkdir(parents=True)
-    result = runner.run([play(tasks, name=PLAY)])
-    for host in HOSTS:
+    result = runner.run([play(tasks, name=PLAY)], hosts=tuple(placeholders))
+    for host in placeholders:
         if "legacy" in result.exported.get(host, {}):
             remote.remove_later(remote.results_file(result.value("legacy", host)["jid"]))
     assert result.rc == 0, result.output
 
-    for host in HOSTS:
+    for host in placeholders:
         assert result.value("checked", host)["status"] == "succeeded"
         assert result.value("forgotten", host) == {"removed": True}
         assert not remote.results_file(result.value("legacy", host)["jid"]).exists()

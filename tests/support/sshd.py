@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import pwd
 import re
@@ -435,12 +436,18 @@ def remote(runner: PlaybookRunner, remote_server: RemoteServer) -> Iterator[Remo
     # The connections ssh keeps open between tasks (ControlPersist) live under the test's own
     # directory, so they are found and ended with the test.
     runner.env["ANSIBLE_SSH_CONTROL_PATH_DIR"] = str(runner.tmpdir / "cp")
-    # Ansible's temporary files on the host go to a directory of the test under /var/tmp (a
-    # system one, which Ansible requires to become another unprivileged user): an async job
-    # started with such a become leaves its directory behind, which the job cannot remove.
+    # Ansible's temporary files on the host go to a directory of the test under /var/tmp, which
+    # is also the system directory Ansible uses to become another unprivileged user: an async job
+    # started with such a become leaves its directory there, which the job cannot remove.
     remote_tmp = Path("/var/tmp") / f"async-job-tests-{token}"
+    remote_tmp.mkdir()
+    remote_tmp.chmod(0o1777)  # as /var/tmp itself: Ansible makes each directory in it private
     for host in HOSTS:
-        runner.host_vars[host] = {**remote_server.host_vars(), "ansible_remote_tmp": str(remote_tmp)}
+        runner.host_vars[host] = {
+            **remote_server.host_vars(),
+            "ansible_remote_tmp": str(remote_tmp),
+            "ansible_system_tmpdirs": json.dumps([str(remote_tmp)]),
+        }
     runner.hosts = HOSTS
     remote = Remote(remote_server, token)
     remote.remove_later(remote_tmp)
