@@ -116,13 +116,16 @@ def test_the_job_lifecycle_over_ssh(runner, storage, remote):
         role_task("async_job_load", **storage_vars(storage, "async_job_load"), job_name="by_hand"),
         export_task("by_hand", {"started": "by_hand.ansible_job_id", "loaded": "async_job_load_ansible_job_id"}),
     ]
-    first = runner.ok([play([*run(storage, "work", "work", command=WORK_COMMAND), *saving], name=PLAY)])
+    # The backend changes only where the records are. With OCI every call costs oci processes per
+    # host on the controller, so one host (the one whose job fails) keeps the suite in its budget.
+    hosts = HOSTS if storage.backend == "filesystem" else ("host3",)
+    first = runner.ok([play([*run(storage, "work", "work", command=WORK_COMMAND), *saving], name=PLAY)], hosts=hosts)
 
-    work = {host: first.value("work", host)["ansible_job_id"] for host in HOSTS}
-    by_hand = {host: first.value("by_hand", host) for host in HOSTS}
-    for host in HOSTS:
+    work = {host: first.value("work", host)["ansible_job_id"] for host in hosts}
+    by_hand = {host: first.value("by_hand", host) for host in hosts}
+    for host in hosts:
         remote.remove_later(remote.results_file(work[host]), remote.results_file(by_hand[host]["started"]))
-    for host in HOSTS:
+    for host in hosts:
         assert (first.value("work", host)["started"], first.value("work", host)["status"]) == (True, "running")
         record = stored(storage, host, "work")
         assert record["ansible_job_id"] == work[host]
@@ -133,9 +136,9 @@ def test_the_job_lifecycle_over_ssh(runner, storage, remote):
         assert owner(remote.results_file(work[host])) == remote.user
         assert by_hand[host]["loaded"] == by_hand[host]["started"]
     # Let host2's and host3's jobs end; by_hand ended too: its results file goes, the job is lost.
-    for host in ("host2", "host3"):
+    for host in {"host2", "host3"} & set(hosts):
         finished(remote.results_file(work[host]))
-    for host in HOSTS:
+    for host in hosts:
         lost = remote.results_file(by_hand[host]["started"])
         finished(lost)
         lost.unlink()
@@ -148,9 +151,9 @@ def test_the_job_lifecycle_over_ssh(runner, storage, remote):
         role_task("async_job_list", **storage_vars(storage, "async_job_list")),
         export_task("listed", {"jobs": "async_job_list_jobs | map(attribute='job_name') | list"}),
     ]
-    second = runner.ok([play(second_run, name=PLAY)])
+    second = runner.ok([play(second_run, name=PLAY)], hosts=hosts)
 
-    for host in HOSTS:
+    for host in hosts:
         restarted = second.value("restarted", host)
         remote.remove_later(remote.results_file(restarted["ansible_job_id"]))
         again = second.value("work", host)
@@ -164,7 +167,8 @@ def test_the_job_lifecycle_over_ssh(runner, storage, remote):
         # Forget removed the results file on the host, as the user that owns it.
         assert not remote.results_file(work[host]).exists()
         assert second.value("listed", host)["jobs"] == ["by_hand"]
-    assert second.value("work", "host2")["result"]["stdout"] == "done"
+    if "host2" in hosts:
+        assert second.value("work", "host2")["result"]["stdout"] == "done"
     assert second.value("work", "host3")["result"]["rc"] == 3
     # Failed and lost are answers: an operator reading the log sees no "fatal:" line.
     assert "fatal:" not in second.output
