@@ -63,7 +63,7 @@ remote-deps:
 	@if PATH="$$PATH:/usr/sbin:/sbin" command -v sshd >/dev/null && command -v sudo >/dev/null && command -v setfacl >/dev/null; then \
 		:; \
 	elif [ "$$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then \
-		echo "remote-deps: sshd or sudo missing, and not root with apt-get: the remote-host tests will skip"; \
+		echo "remote-deps: sshd, sudo or setfacl missing, and not root with apt-get: the remote-host tests will skip"; \
 	elif apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 			$(REMOTE_PACKAGES) >/dev/null; then \
 		echo "remote-deps: installed $(REMOTE_PACKAGES)"; \
