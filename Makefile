@@ -25,7 +25,7 @@ endif
 MATRIX := core216,core217,core218,core219,core220,core221
 MATRIX_ENDS := core216,core221
 
-.PHONY: demo test lint sanity unit integration matrix matrix-ends changelog dist release bench clean
+.PHONY: demo test lint sanity unit integration remote-deps matrix matrix-ends changelog dist release bench clean
 
 # The main job: the idempotent long-running job on localhost, run twice. The first run starts
 # the job and saves its id; the second run finds the id and re-attaches to the same job.
@@ -36,8 +36,9 @@ demo: $(BIN)/.installed $(LINK)
 	$(BIN)/ansible-playbook -i playbooks/inventory.ini playbooks/idempotent_job.yml
 
 # The whole suite: lint, ansible-test sanity, then every test (unit and integration; among
-# them tests/unit/test_importer.py, which runs Galaxy's importer on the built artifact).
-test: lint sanity $(BIN)/.installed $(LINK) $(IMPORTER_VENV)/.requirements
+# them tests/unit/test_importer.py, which runs Galaxy's importer on the built artifact, and
+# tests/integration/test_remote.py, which needs the SSH server that remote-deps installs).
+test: lint sanity remote-deps $(BIN)/.installed $(LINK) $(IMPORTER_VENV)/.requirements
 	$(BIN)/python -m pytest -n 2 --durations=15 tests
 
 # The linters are listed once, in tests/lint.sh (tox's lint environment runs it too).
@@ -51,8 +52,24 @@ sanity: $(BIN)/.installed
 unit: $(BIN)/.installed $(LINK)
 	$(BIN)/python -m pytest tests/unit
 
-integration: $(BIN)/.installed $(LINK)
+integration: remote-deps $(BIN)/.installed $(LINK)
 	$(BIN)/python -m pytest tests/integration
+
+# The remote-host tests (tests/integration/test_remote.py) start their own sshd and log in as an
+# unprivileged user that becomes a service user with sudo. Installed where it can be: as root,
+# with apt-get. Elsewhere nothing is installed, the build goes on and those tests skip, saying why.
+REMOTE_PACKAGES := openssh-server sudo acl
+remote-deps:
+	@if PATH="$$PATH:/usr/sbin:/sbin" command -v sshd >/dev/null && command -v sudo >/dev/null && command -v setfacl >/dev/null; then \
+		:; \
+	elif [ "$$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then \
+		echo "remote-deps: sshd, sudo or setfacl missing, and not root with apt-get: the remote-host tests will skip"; \
+	elif apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			$(REMOTE_PACKAGES) >/dev/null; then \
+		echo "remote-deps: installed $(REMOTE_PACKAGES)"; \
+	else \
+		echo "remote-deps: could not install $(REMOTE_PACKAGES): the remote-host tests will skip"; \
+	fi
 
 # The whole pytest suite on the newest release of every supported ansible-core series.
 matrix: $(BIN)/.installed

@@ -15,7 +15,7 @@ from tests.support.jobs import kill_jobs, use_private_async_dir
 from tests.support.playbook import PlaybookRunner
 from tests.support.storage import FilesystemStorage, OCIStorage
 
-pytest_plugins = ["tests.support.fixtures"]
+pytest_plugins = ["tests.support.fixtures", "tests.support.sshd"]
 
 REPO = Path(__file__).resolve().parent.parent
 BACKENDS = ["filesystem", "oci"]

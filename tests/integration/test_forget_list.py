@@ -16,7 +16,7 @@ import pytest
 
 from tests.support.fixtures import BUCKET
 from tests.support.playbook import LOADED, VARIES, export_task, matches, play, refused_name, role_task
-from tests.support.storage import DAMAGED_RECORDS, OCIStorage
+from tests.support.storage import DAMAGED_RECORDS, FilesystemStorage, OCIStorage
 
 PLAY = "Deploy the web tier"
 FORGOTTEN = {"removed": "async_job_forget_removed"}
@@ -24,6 +24,11 @@ LISTED = {"jobs": "async_job_list_jobs"}
 
 
 # Helpers
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> FilesystemStorage:
+    return FilesystemStorage(tmp_path / "state")
 
 
 def storage_vars(storage, role, **overrides):
@@ -259,6 +264,23 @@ def test_cleanup_becomes_the_user_named_by_the_record(runner, storage, tmp_path,
     calls = log.read_text().splitlines()
     assert len(calls) == 1, calls
     assert f"-u {user} " in calls[0]
+
+
+@pytest.mark.parametrize("placeholder", ["<<Omit>>", "__omit_place_holder__" + "5f" * 20])
+def test_cleanup_reads_an_omit_placeholder_as_no_become_user(runner, state, tmp_path, placeholder):
+    # async_job_run once stored Ansible's omit placeholder as the become_user of every job it
+    # started without become ("<<Omit>>" on ansible-core 2.19+): such a record names no user.
+    async_dir = tmp_path / "async"
+    private = {"vars": {"ansible_async_dir": str(async_dir)}}
+    started = runner.ok([{**play(finished_async_job(async_dir), name=PLAY), **private}])
+    jid = started.value("started")["jid"]
+    plant_record(state, job_id=jid, async_dir=str(async_dir), become=False, become_user=placeholder)
+
+    result = runner.ok([play([forget(state, cleanup=True), export_task("forgotten", FORGOTTEN)], name=PLAY)])
+
+    assert not (async_dir / jid).exists()
+    assert result.value("forgotten") == {"removed": True}
+    assert names(state) == []
 
 
 def test_cleanup_of_a_results_file_already_gone_is_not_an_error(runner, storage, tmp_path):

@@ -107,6 +107,7 @@ def test_first_run_starts_and_the_next_run_reattaches(runner, storage, async_dir
     assert (record["job_name"], record["host"], record["metadata"]) == ("deploy", "localhost", metadata)
     assert record["async_dir"] == str(async_dir)
     assert record["become"] is False
+    assert "become_user" not in record  # started without become: no user, and never a placeholder
     before = storage.read("localhost", PLAY, "deploy")
 
     second = runner.ok(playbook)

@@ -374,3 +374,21 @@ def test_missing_required_input_is_named(runner, storage):
     result = runner.fails([play([task], name=PLAY)])
 
     assert result.failure() == f"{SPEC_FAILED}missing required arguments: async_job_save_ansible_job_id"
+
+
+def test_omit_or_an_empty_string_is_not_stored(runner, storage):
+    # A playbook that passes omit to a role variable hands it the placeholder as text: a record
+    # must never hold it, nor an empty value.
+    unset = "{{ '' if false else omit }}"
+    tasks = [
+        save(storage, job="omitted", become=unset, become_user=unset, async_dir=unset),
+        save(storage, job="empty", become_user="", async_dir=""),
+        save(storage, job="given", become=False, become_user="app", async_dir="~app/.ansible_async"),
+    ]
+    runner.ok([play(tasks, name=PLAY)])
+
+    common = {"job_name", "host", "ansible_job_id", "save_time", "metadata"}
+    assert set(stored(storage, job="omitted")) == common
+    assert set(stored(storage, job="empty")) == common
+    given = stored(storage, job="given")
+    assert (given["become"], given["become_user"], given["async_dir"]) == (False, "app", "~app/.ansible_async")

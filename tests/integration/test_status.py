@@ -120,7 +120,12 @@ def test_every_status_of_a_real_job(runner, storage, async_dir):
     bad = result.value("bad")["result"]
     assert (bad["finished"], bad["rc"], bad["stderr"]) == (1, 3, "failing")
     assert "could not find job" in result.value("gone")["result"]["msg"]
+    assert (result.value("bad")["result"]["failed"], result.value("gone")["result"]["failed"]) == (True, True)
+    assert (result.value("ok")["result"]["failed"], result.value("long")["result"]["failed"]) == (False, False)
     assert result.changed() == 0
+    # Failed and lost are answers, not errors: the log of the check shows no "fatal:" line.
+    assert "fatal:" not in result.output
+    assert result.stats["localhost"]["failed"] == 0
 
 
 # Failures that are not an exit code
@@ -147,6 +152,32 @@ def test_a_job_killed_by_sigkill_is_failed(runner, state, async_dir, tmp_path):
     checked = result.value("victim")
     assert checked["status"] == "failed"
     assert checked["result"]["rc"] == -9
+
+
+def test_a_module_that_failed_without_an_exit_code_is_failed(runner, state, async_dir, tmp_path):
+    missing = tmp_path / "missing"
+    task = {
+        "name": "Start a module that fails without an exit code",
+        "ansible.builtin.file": {"path": str(missing), "state": "file"},
+        "async": 60,
+        "poll": 0,
+        "register": "started_broken",
+    }
+    save = role_task(
+        "async_job_save",
+        **storage_vars(state, "async_job_save"),
+        job_name="broken",
+        ansible_job_id="{{ started_broken.ansible_job_id }}",
+        host="{{ inventory_hostname }}",
+    )
+    result = runner.ok([play([task, save, wait_finished("broken"), *check(state, "broken")], name=PLAY)])
+
+    checked = result.value("broken")
+    assert checked["status"] == "failed"
+    assert "rc" not in checked["result"]
+    assert checked["result"]["failed"] is True
+    assert str(missing) in checked["result"]["msg"]
+    assert "fatal:" not in result.output.split("Wait for broken to finish")[1]
 
 
 def test_a_job_past_its_async_timeout_is_failed(runner, state, async_dir, tmp_path):

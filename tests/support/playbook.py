@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -186,10 +187,15 @@ class PlaybookRunner:
         self.export_dir = workdir / "export"
         self.env: dict[str, str] = {}
         self.tmpdir: Path = workdir
+        # Inventory variables of hosts that are not local (remote hosts reached over SSH).
+        self.host_vars: dict[str, dict[str, str]] = {}
         self._count = 0
 
     def inventory(self, hosts: tuple[str, ...]) -> Path:
-        lines = [f"{h} ansible_connection=local ansible_python_interpreter={sys.executable}" for h in hosts]
+        local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+        lines = [
+            " ".join([h, *(f"{k}={shlex.quote(v)}" for k, v in self.host_vars.get(h, local).items())]) for h in hosts
+        ]
         path = self.workdir / "inventory-{}.ini".format("-".join(hosts)[:60])
         path.write_text("\n".join(lines) + "\n")
         return path
