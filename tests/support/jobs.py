@@ -11,6 +11,7 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -45,13 +46,18 @@ def jobs_of(root: Path) -> set[int]:
     return groups
 
 
-def kill_jobs(root: Path) -> None:
-    """Kill, by process group, the async wrappers and jobs started under root."""
-    for _attempt in range(3):
-        groups = jobs_of(root)
+def kill_groups(find: Callable[[], set[int]], attempts: int = 3, pause: float = 0.5) -> None:
+    """Kill, by process group, what find() names, until it names nothing (at most `attempts` rounds)."""
+    for _attempt in range(attempts):
+        groups = find()
         if not groups:
             return
         for group in groups:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(group, signal.SIGKILL)
-        time.sleep(0.5)
+        time.sleep(pause)
+
+
+def kill_jobs(root: Path) -> None:
+    """Kill, by process group, the async wrappers and jobs started under root."""
+    kill_groups(lambda: jobs_of(root))

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.jobs import kill_jobs
+from tests.support.jobs import kill_groups, kill_jobs
 from tests.support.playbook import PlaybookRunner
 
 LOGIN_USER = "fleet"
@@ -364,16 +364,13 @@ def kill_remote_jobs(token: str) -> None:
     """Kill, by process group, the async wrappers and jobs a test started on the remote host, and
     remove the temporary directories their modules ran from (a killed wrapper leaves its own)."""
     leftovers = set()
-    for _attempt in range(5):
+
+    def find() -> set[int]:
         marked = _marked(token)
         leftovers.update(match.group(0) for line in marked.values() for match in TMP_DIR.finditer(line))
-        groups = remote_jobs(token)
-        if not groups:
-            break
-        for group in groups:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(group, signal.SIGKILL)
-        time.sleep(0.3)
+        return remote_jobs(token)
+
+    kill_groups(find, attempts=5, pause=0.3)
     for directory in leftovers:
         shutil.rmtree(directory, ignore_errors=True)
 
