@@ -14,7 +14,7 @@ DAMAGED_RECORDS = [
     (b"{not json", "is not valid JSON"),
     (b"", "is not valid JSON"),
     (b'{"job_name": "deploy", "host": "localhost"}', "holds no ansible_job_id"),
-    (b'["j1.1"]', "holds no ansible_job_id"),
+    (b'["j1.1"]', "is not a JSON object"),
 ]
 
 
