@@ -127,7 +127,7 @@ def playbooks() -> dict[str, list[dict]]:
     }
     oci_vars = {
         "backend": "oci",
-        "oci_bucket": BUCKET,
+        "oci_bucket": "{{ bench_bucket }}",
         "oci_namespace": "{{ bench_namespace }}",
         "oci_config_file": "{{ bench_oci_config }}",
         "oci_endpoint": "{{ bench_oci_endpoint }}",
@@ -148,7 +148,7 @@ def playbooks() -> dict[str, list[dict]]:
                 "--namespace-name",
                 "{{ bench_namespace }}",
                 "--bucket-name",
-                BUCKET,
+                "{{ bench_bucket }}",
                 "--name",
                 "{{ bench_prefix }}{{ inventory_hostname }}/" + PLAY_NAME + "/" + JOB_NAME + ".json",
             ]
@@ -198,9 +198,9 @@ def unrelated_records(prefix: str, hosts: list[str], count: int) -> dict[str, by
     return records
 
 
-def fill(server: OCIServer, records: dict[str, bytes]) -> None:
+def fill(server: OCIServer, records: dict[str, bytes], bucket: str = BUCKET) -> None:
     for name, data in records.items():
-        server.put_object(BUCKET, name, data, content_type="application/json")
+        server.put_object(bucket, name, data, content_type="application/json")
 
 
 class Bench:
@@ -259,14 +259,14 @@ class Bench:
             return []
         return [line.split("\x1f")[:-1] for line in self.calls_log.read_text().splitlines()]
 
-    def run(self, scenario: str, hosts: int, bench_dir: Path, prefix: str = "", *opts: str) -> dict:
+    def run(self, scenario: str, hosts: int, bench_dir: Path, prefix: str = "", bucket: str = BUCKET) -> dict:
         """Run one scenario: wall seconds, CPU seconds of the children, changed count, oci processes."""
-        extra = json.dumps({"bench_dir": str(bench_dir), "bench_prefix": prefix, **self.oci})
+        extra = json.dumps({"bench_dir": str(bench_dir), "bench_prefix": prefix, "bench_bucket": bucket, **self.oci})
         cmd = [str(BIN / "ansible-playbook"), "-i", str(self.inventory(hosts)), playbook_file(scenario), "-e", extra]
         self.calls_log.unlink(missing_ok=True)
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        proc = subprocess.run([*cmd, *opts], env=self.env, cwd=self.work, capture_output=True, text=True, check=False)
+        proc = subprocess.run(cmd, env=self.env, cwd=self.work, capture_output=True, text=True, check=False)
         wall = time.perf_counter() - start
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         if proc.returncode != 0:
@@ -291,9 +291,9 @@ class Bench:
         self.server.reset()
         fill(self.server, unrelated_records(prefix, host_names(hosts), unrelated))
 
-    def check_saved(self, prefix: str, hosts: int, unrelated: int) -> None:
+    def check_saved(self, prefix: str, hosts: int, unrelated: int, bucket: str = BUCKET) -> None:
         """The save stored one record per host and left the unrelated records alone."""
-        names = set(self.server.list_objects(BUCKET, prefix))
+        names = set(self.server.list_objects(bucket, prefix))
         wanted = {f"{prefix}{host}/{PLAY_NAME}/{JOB_NAME}.json" for host in host_names(hosts)}
         if not wanted <= names or len(names) != hosts + unrelated:
             sys.exit(
@@ -487,29 +487,38 @@ def timed(cmd: list[str], env: dict) -> tuple[float, float]:
 
 
 def listing(args: argparse.Namespace, bench: Bench) -> list[dict]:
-    """A load of the batch in a bucket with no other records, with many under its prefix, and under another."""
+    """A load of the batch in a bucket with no other records, with many under its prefix, and under another.
+
+    Each condition has its own bucket, filled and saved into once; then the loads run
+    round-robin over the conditions, each followed by its bulk-download run alone.
+    """
     conditions = (
-        ("no other records", "alone/", None, 0),
-        (f"{LISTING_UNRELATED:,} under the same prefix", "shared/", "shared/", LISTING_UNRELATED),
-        (f"{LISTING_UNRELATED:,} under another prefix", "mine/", "others/", LISTING_UNRELATED),
+        # label, bucket, the batch's prefix, the prefix of the unrelated records
+        ("no other records", "listing-empty", "mine/", None),
+        (f"{LISTING_UNRELATED:,} under the same prefix", "listing-shared", "mine/", "mine/"),
+        (f"{LISTING_UNRELATED:,} under another prefix", "listing-apart", "mine/", "others/"),
     )
+    for _label, bucket, prefix, other_prefix in conditions:
+        bench.server.add_bucket(bucket)
+        if other_prefix is not None:
+            fill(bench.server, unrelated_records(other_prefix, host_names(args.hosts), LISTING_UNRELATED), bucket)
+        bench_dir = bench.work / f"listing-{bucket}"
+        bench.run("oci save", args.hosts, bench_dir, prefix, bucket)  # untimed: the records to load
+        unrelated = LISTING_UNRELATED if other_prefix == prefix else 0
+        bench.check_saved(prefix, args.hosts, unrelated, bucket)
+        bench.run("oci load check", args.hosts, bench_dir, prefix, bucket)  # and every host finds its id
     samples: dict[str, list[dict]] = collections.defaultdict(list)
     for rep in range(1, args.repeat + 1):
-        for label, prefix, other_prefix, count in conditions:
-            bench.server.reset()
-            if other_prefix is not None:
-                fill(bench.server, unrelated_records(other_prefix, host_names(args.hosts), count))
-            bench_dir = bench.work / f"listing-{prefix.strip('/')}-{rep}"
-            bench.run("oci save", args.hosts, bench_dir, prefix)  # untimed: the records to load
-            bench.check_saved(prefix, args.hosts, count if other_prefix == prefix else 0)
+        for label, bucket, prefix, _ in conditions:
+            bench_dir = bench.work / f"listing-{bucket}"
             bench.server.clear_log()
-            sample = bench.run("oci load", args.hosts, bench_dir, prefix)
+            sample = bench.run("oci load", args.hosts, bench_dir, prefix, bucket)
             lists = [e for e in bench.server.request_log() if e.method == "GET" and e.object_name is None]
-            bench.run("oci load check", args.hosts, bench_dir, prefix)
             # The load's one oci process alone, outside Ansible: the same command line again.
             (argv,) = sample["oci_argvs"]
             index = argv.index("--download-dir")
-            argv = [*argv[: index + 1], str(bench.work / f"download-{prefix.strip('/')}-{rep}"), *argv[index + 2 :]]
+            download = str(bench.work / f"download-{bucket}-{rep}")
+            argv = [*argv[: index + 1], download, *argv[index + 2 :]]
             cli_wall, cli_cpu = timed([bench.real_oci, *argv], bench.env)
             sample.update(list_requests=len(lists), cli_wall_s=cli_wall, cli_cpu_s=cli_cpu)
             sample["listed_prefix"] = argv[argv.index("--prefix") + 1]
