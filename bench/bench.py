@@ -509,7 +509,7 @@ def listing(args: argparse.Namespace, bench: Bench) -> list[dict]:
         bench.run("oci load check", args.hosts, bench_dir, prefix, bucket)  # and every host finds its id
     samples: dict[str, list[dict]] = collections.defaultdict(list)
     for rep in range(1, args.repeat + 1):
-        for label, bucket, prefix, _ in conditions:
+        for label, bucket, prefix, _others in conditions:
             bench_dir = bench.work / f"listing-{bucket}"
             bench.server.clear_log()
             sample = bench.run("oci load", args.hosts, bench_dir, prefix, bucket)

@@ -92,9 +92,7 @@ def test_the_table_covers_every_path():
     }
 
 
-@pytest.mark.parametrize(
-    ("role", "path"), [(role, path) for role, paths in PATHS.items() for path in paths], ids=lambda value: str(value)
-)
+@pytest.mark.parametrize(("role", "path"), [(role, path) for role, paths in PATHS.items() for path in paths], ids=str)
 def test_a_path_costs_the_tasks_the_guide_says(runner, storage, async_dir, role, path):
     per_host, per_batch = table()[(role, storage.backend, path)]
     prepare, counted = PATHS[role][path](storage)

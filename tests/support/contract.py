@@ -163,7 +163,7 @@ def contract_examples() -> dict[str, list[dict] | dict]:
     """The first YAML block under each ``###`` heading of the contract, by heading."""
     examples = {}
     for section in re.split(r"^### ", CONTRACT.read_text(), flags=re.M)[1:]:
-        heading, _, body = section.partition("\n")
+        heading, _newline, body = section.partition("\n")
         block = re.search(r"^```yaml\n(.*?)^```", body.split("\n## ")[0], re.M | re.S)
         if block:
             examples[heading.strip()] = yaml.safe_load(block.group(1))
