@@ -25,7 +25,7 @@ PLAY = "Deploy the web tier"
 # record's directories (one task) and the record; the OCI backend uploads the record.
 FIRST_SAVE_CHANGES = {"filesystem": 2, "oci": 1}
 # After a damaged record's problem (storage.damaged_record), the load says:
-KEPT = ". Inspect or remove it; it was left untouched. Nothing was written."
+KEPT = " Nothing was written."
 
 
 def storage_vars(storage, role):
@@ -273,8 +273,8 @@ def test_a_damaged_record_also_stops_a_save(runner, storage):
     result = runner.fails([play([save(storage, job_id="j3.3")], name=PLAY)])
 
     ending = {
-        "filesystem": ").\nInspect or remove the file; it was left untouched. Nothing was written.",
-        "oci": "). Inspect or remove the object; it was left untouched.",
+        "filesystem": "). Inspect or remove it; it was left untouched. Nothing was written.",
+        "oci": "). Inspect or remove it; it was left untouched. Nothing was written.",
     }[storage.backend]
     state_file = storage.state_file("localhost", PLAY, "deploy")
     assert matches(result.failure(), f"The job record {state_file} exists but is not valid JSON (", VARIES, ending)

@@ -24,9 +24,17 @@ def damaged_record(state_file: str, content: bytes) -> tuple[str | None, ...]:
     try:
         stored = json.loads(content)
     except ValueError:
-        return (f"The job record {state_file} exists but is not valid JSON (", None, ")")
-    keys = list(stored) if isinstance(stored, dict) else []
-    return (f"The job record {state_file} exists but holds no ansible_job_id (keys found: {json.dumps(keys)})",)
+        return (
+            f"The job record {state_file} exists but is not valid JSON (",
+            None,
+            "). Inspect or remove it; it was left untouched.",
+        )
+    # The shared record rule of async_job_common.
+    if isinstance(stored, dict):
+        problem = f"The job record {state_file} holds no ansible_job_id (keys found: {json.dumps(list(stored))})."
+    else:
+        problem = f"The job record {state_file} is not a JSON object but {json.dumps(stored)}."
+    return (problem + " Inspect or remove the record; it was left untouched.",)
 
 
 class FilesystemStorage:
