@@ -235,8 +235,6 @@ FAILURES = {
     "unknown key": ({"oci_profile": "OTHER"}, None, ["status 401", "not authenticated"]),
     "server down": ({"oci_endpoint": "{refused}"}, None, ["RequestException", "could not be reached"]),
     "503 storm": ({"oci_cli_args": TWO_ATTEMPTS}, {"status": 503, "times": -1}, ["status 503", "busy"]),
-    "missing config file": ({"oci_config_file": "{missing_config}"}, None, ["config file", "configuration file"]),
-    "missing profile": ({"oci_profile": "NOPE"}, None, ["'NOPE'", "profile is not in the OCI CLI configuration"]),
 }
 
 
@@ -323,6 +321,28 @@ def test_an_unknown_auth_mode_is_named_before_any_request(runner, oci_server, st
 
     message = result.failure()
     assert f'{role}_oci_auth is "password": it must be one of api_key' in message
+    assert oci_server.request_log() == []
+
+
+@pytest.mark.parametrize("role", ["async_job_save", "async_job_load"])
+def test_a_missing_config_file_or_profile_is_named_before_any_request(runner, oci_server, storage, tmp_path, role):
+    missing = tmp_path / "absent" / "config"
+    tasks = []
+    for variable, value in (("oci_config_file", str(missing)), ("oci_profile", "NOPE")):
+        task = save(storage) if role == "async_job_save" else load(storage)
+        task["vars"][f"{role}_{variable}"] = value
+        tasks.append(
+            {"name": variable, "block": [task], "rescue": [export_task(variable, {"msg": "ansible_failed_result.msg"})]}
+        )
+    result = runner.ok([play(tasks, name=PLAY)])
+
+    config = storage.config_file
+    assert result.value("oci_config_file")["msg"].startswith(
+        f'{role}_oci_config_file is "{missing}": the OCI CLI configuration file {missing} does not exist.'
+    )
+    assert result.value("oci_profile")["msg"].startswith(
+        f'{role}_oci_profile is "NOPE": the OCI CLI configuration file {config} has no [NOPE] profile.'
+    )
     assert oci_server.request_log() == []
 
 
