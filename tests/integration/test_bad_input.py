@@ -59,6 +59,7 @@ def storage_rows(role: str) -> list[Row]:
         Row(role, "backend", "s3", shows="got: s3"),
         Row(role, "state_dir", "", backends=("filesystem",)),
         Row(role, "state_dir", "{file}", backends=("filesystem",)),
+        Row(role, "state_dir", "{file}/records", backends=("filesystem",)),
         Row(role, "oci_bucket", "jobs/x", backends=("oci",)),
         Row(role, "oci_bucket", "", backends=("oci",), shows="is required"),
         Row(role, "oci_namespace", "a/b", backends=("oci",)),
