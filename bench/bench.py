@@ -369,6 +369,12 @@ def summarize(samples: dict[str, list[dict]]) -> list[dict]:
     return rows
 
 
+def print_heading(header: str) -> None:
+    """A table's column names and the rule under them."""
+    print(header)
+    print("-" * len(header))
+
+
 def print_table(rows: list[dict], meta: dict) -> None:
     print(
         f"ansible-core {meta['ansible_core']}, hosts={meta['hosts']}, "
@@ -379,8 +385,7 @@ def print_table(rows: list[dict], meta: dict) -> None:
         f"{'scenario':<11} {'wall s':>7} {'CPU s':>7} {'wall/floor':>10} "
         f"{'CPU/floor':>9} {'target':>7}  result  changed  oci processes per run"
     )
-    print(header)
-    print("-" * len(header))
+    print_heading(header)
     for row in rows:
         target = "-" if row["target"] is None else f"<={row['target']}x"
         verdict = {None: "-", True: "PASS", False: "MISS"}[row["pass"]]
@@ -461,8 +466,7 @@ def print_scaling(rows: list[dict], meta: dict) -> None:
         f"{'backend':<10} {'scenario':<10} {'hosts':>5} {'wall s':>7} {'CPU s':>7} "
         f"{'wall/host ms':>12} {'CPU/host ms':>11} {'wall/floor':>10} {'CPU/floor':>9}  oci processes per batch"
     )
-    print(header)
-    print("-" * len(header))
+    print_heading(header)
     for row in rows:
         oci = f"{row['oci_procs']:>3} ({row['oci_commands']})" if row["backend"] == "oci" else "  -"
         print(
@@ -553,8 +557,7 @@ def print_listing(rows: list[dict], meta: dict) -> None:
         f"{'bucket':<30} {'--prefix':<9} {'list requests':>13} {'load wall s':>11} {'load CPU s':>10} "
         f"{'+wall s':>7}  {'bulk-download wall s':>20} {'CPU s':>6} {'+CPU s':>6}"
     )
-    print(header)
-    print("-" * len(header))
+    print_heading(header)
     for row in rows:
         print(
             f"{row['bucket']:<30} {row['listed_prefix']:<9} {row['list_requests']:>13} {row['wall_s']:11.2f} "
