@@ -118,6 +118,7 @@ ROWS: list[Row] = [
     *name_rows("async_job_forget", "playbook_name"),
     *name_rows("async_job_forget", "host"),
     Row("async_job_forget", "cleanup", "maybe", shows=BOOLEAN),
+    Row("async_job_forget", "force", "maybe", shows=BOOLEAN),
     *storage_rows("async_job_forget"),
     *name_rows("async_job_list", "host"),
     Row("async_job_list", "playbook_name", ".claims"),

@@ -293,7 +293,8 @@ def test_cleanup_of_a_results_file_already_gone_is_not_an_error(runner, storage,
 
 def test_a_failed_cleanup_keeps_the_record(runner, storage, tmp_path):
     plant_record(storage, job_id="j1.1", host="ghost.invalid")
-    tasks = [forget(storage, host="ghost.invalid", cleanup=True)]
+    # Forced: without it the forget fails earlier, when it asks the host whether the job runs.
+    tasks = [forget(storage, host="ghost.invalid", cleanup=True, force=True)]
     result = runner.fails([play(tasks, name=PLAY)])
 
     # The cleanup runs on the record's host, which cannot be reached; ssh and the resolver word why.
@@ -301,6 +302,108 @@ def test_a_failed_cleanup_keeps_the_record(runner, storage, tmp_path):
     assert re.search(r"^fatal: \[localhost -> ghost\.invalid\]: UNREACHABLE! => ", result.stdout, re.M), result.output
     assert matches(result.failure(), VARIES, "Could not resolve hostname ghost.invalid: ", VARIES), result.failure()
     assert names(storage) == [f"ghost.invalid/{PLAY}/deploy.json"]
+
+
+# A job that still runs keeps its record: it is the job's only handle.
+
+
+def running_async_job() -> list[dict]:
+    """A real async job that runs until the test's teardown kills it (the async_dir fixture)."""
+    return [
+        {
+            "name": "Start a job that keeps running",
+            "ansible.builtin.command": {"argv": ["sleep", "600"]},
+            "async": 900,
+            "poll": 0,
+            "register": "started",
+            "changed_when": False,
+        },
+    ]
+
+
+def test_forget_keeps_the_record_of_a_running_job_unless_forced(runner, storage, async_dir):
+    runner.ok([play([*running_async_job(), save(storage, job_id="{{ started.ansible_job_id }}")], name=PLAY)])
+    stored = storage.read("localhost", PLAY, "deploy")
+    jid = json.loads(stored)["ansible_job_id"]
+
+    refused = runner.fails([play([forget(storage, cleanup=True)], name=PLAY)])
+
+    assert refused.failure() == (
+        f"Could not forget {storage.state_file('localhost', PLAY, 'deploy')}: Job deploy (ansible_job_id {jid})"
+        " is still running on localhost: its record is its only handle, so it was kept. Wait for the job to end,"
+        " or set async_job_forget_force: true to forget it anyway. Nothing was written."
+    )
+    assert storage.read("localhost", PLAY, "deploy") == stored
+    assert (async_dir / jid).is_file()
+
+    forced = runner.ok([play([forget(storage, force=True), export_task("forgotten", FORGOTTEN)], name=PLAY)])
+
+    assert forced.value("forgotten") == {"removed": True}
+    assert names(storage) == []
+
+
+def test_forget_of_a_job_whose_host_cannot_be_asked_keeps_the_record(runner, storage):
+    plant_record(storage, job_id="j1.1", host="ghost.invalid")
+    result = runner.fails([play([forget(storage, host="ghost.invalid")], name=PLAY)])
+
+    assert (result.stats["localhost"]["unreachable"], result.stats["localhost"]["failed"]) == (0, 1)
+    assert matches(
+        result.failure(),
+        f"Could not forget {storage.state_file('ghost.invalid', PLAY, 'deploy')}: Could not ask ghost.invalid whether"
+        " job deploy (ansible_job_id j1.1) still runs: ",
+        VARIES,
+        "Could not resolve hostname ghost.invalid",
+        VARIES,
+        ". A job whose host cannot be asked is taken as running, so its record was kept. Set async_job_forget_force:"
+        " true to forget it anyway. Nothing was written.",
+    ), result.failure()
+    assert names(storage) == [f"ghost.invalid/{PLAY}/deploy.json"]
+
+
+def test_forget_of_a_job_that_ended_asks_its_host_and_removes_the_record(runner, storage, async_dir):
+    starting = play([*finished_async_job(async_dir), save(storage, job_id="{{ started.ansible_job_id }}")], name=PLAY)
+    runner.ok([starting])
+
+    result = runner.ok([play([forget(storage), export_task("forgotten", FORGOTTEN)], name=PLAY)])
+
+    assert result.value("forgotten") == {"removed": True}
+    assert names(storage) == []
+
+
+def test_forget_removes_the_directories_it_leaves_empty(runner, state):
+    plant_record(state, playbook="first play", job="one")
+    plant_record(state, playbook="second play", job="two")
+    plant(state, claim_key("two", "run-1", playbook="second play"), {"claimed_by": "one"})
+
+    runner.ok([play([forget(state, job="one", playbook_name="first play")], name=PLAY)])
+
+    assert sorted(path.relative_to(state.root).as_posix() for path in state.root.rglob("*")) == [
+        "localhost",
+        "localhost/second play",
+        "localhost/second play/.claims",
+        "localhost/second play/.claims/two",
+        "localhost/second play/.claims/two/run-1.json",
+        "localhost/second play/two.json",
+    ]
+
+    result = runner.ok([play([forget(state, job="two", playbook_name="second play")], name=PLAY)])
+
+    assert result.changed() == 2  # the record and its claims, then the directories
+    assert state.root.is_dir()
+    assert list(state.root.iterdir()) == []
+
+
+def test_forget_keeps_a_directory_that_is_not_empty(runner, state):
+    plant_record(state, job="one")
+    plant(state, f"localhost/{PLAY}/notes.txt", b"kept by the operator")
+
+    runner.ok([play([forget(state, job="one")], name=PLAY)])
+
+    assert sorted(path.relative_to(state.root).as_posix() for path in state.root.rglob("*")) == [
+        "localhost",
+        f"localhost/{PLAY}",
+        f"localhost/{PLAY}/notes.txt",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -29,6 +29,7 @@ RULES = {
     "a record without ansible_job_id": re.compile(r"holds no ansible_job_id"),
     "the longest name": re.compile(r"255|max_bytes"),
     "the auth modes of the OCI CLI": re.compile(r"instance_principal'?, '?resource_principal"),
+    "a job's status from its host's answer": re.compile(r"'lost' if|'running' if"),
 }
 
 
