@@ -175,17 +175,22 @@ def test_forget_of_an_absent_job_in_check_mode_reports_no_change(runner, storage
     assert result.changed() == 0
 
 
+def start_sleep(name: str, seconds: int) -> dict:
+    """A task that starts `sleep seconds` as a real async job and registers it as started."""
+    return {
+        "name": name,
+        "ansible.builtin.command": {"argv": ["sleep", str(seconds)]},
+        "async": seconds + 60,
+        "poll": 0,
+        "register": "started",
+        "changed_when": False,
+    }
+
+
 def finished_async_job(async_dir: Path) -> list[dict]:
     """Tasks that run a short real async job and wait until its results file is complete."""
     return [
-        {
-            "name": "Start a short job",
-            "ansible.builtin.command": {"argv": ["sleep", "0"]},
-            "async": 60,
-            "poll": 0,
-            "register": "started",
-            "changed_when": False,
-        },
+        start_sleep("Start a short job", 0),
         {
             "name": "Wait for the job to finish",
             "ansible.builtin.async_status": {"jid": "{{ started.ansible_job_id }}"},
@@ -307,22 +312,19 @@ def test_a_failed_cleanup_keeps_the_record(runner, storage, tmp_path):
 # A job that still runs keeps its record: it is the job's only handle.
 
 
-def running_async_job() -> list[dict]:
-    """A real async job that runs until the test's teardown kills it (the async_dir fixture)."""
-    return [
-        {
-            "name": "Start a job that keeps running",
-            "ansible.builtin.command": {"argv": ["sleep", "600"]},
-            "async": 900,
-            "poll": 0,
-            "register": "started",
-            "changed_when": False,
-        },
-    ]
-
-
 def test_forget_keeps_the_record_of_a_running_job_unless_forced(runner, storage, async_dir):
-    runner.ok([play([*running_async_job(), save(storage, job_id="{{ started.ansible_job_id }}")], name=PLAY)])
+    # The job runs until the teardown of the async_dir fixture kills it.
+    runner.ok(
+        [
+            play(
+                [
+                    start_sleep("Start a job that keeps running", 600),
+                    save(storage, job_id="{{ started.ansible_job_id }}"),
+                ],
+                name=PLAY,
+            )
+        ]
+    )
     stored = storage.read("localhost", PLAY, "deploy")
     jid = json.loads(stored)["ansible_job_id"]
 
