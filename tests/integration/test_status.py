@@ -258,6 +258,9 @@ def test_without_async_dir_in_the_record_the_inventory_async_dir_is_asked(runner
 def test_without_any_async_dir_variable_the_configured_one_is_asked(runner, state, tmp_path):
     configured = tmp_path / "configured-async"
     runner.env["ANSIBLE_ASYNC_DIR"] = str(configured)
+    # The job's command lines then name the test's directory, so kill_jobs finds the job: the
+    # configured async directory reaches the wrapper through its environment, not its arguments.
+    runner.env["ANSIBLE_REMOTE_TMP"] = str(tmp_path / "remote-tmp")
     try:
         result = runner.ok([play([*start(state, "plain", "sleep 600"), *check(state, "plain")], name=PLAY)])
     finally:
