@@ -27,13 +27,20 @@ MATRIX_ENDS := core216,core221
 
 .PHONY: demo test lint sanity unit integration remote-deps matrix matrix-ends changelog dist release bench clean
 
-# The main job: the idempotent long-running job on localhost, run twice. The first run starts
-# the job and saves its id; the second run finds the id and re-attaches to the same job.
+# The main job: the idempotent long-running job on localhost (a 45-second job here), run three
+# times. The first run starts the job and saves its id; the second finds the id and re-attaches
+# to the same job while it runs; the third waits for it and reports how it ended. The records go
+# to a new temporary state directory, removed afterwards, so every demo starts its job, and the
+# job has ended when the demo does.
+DEMO := $(BIN)/ansible-playbook -i playbooks/inventory.ini playbooks/idempotent_job.yml -e job_seconds=45
 demo: $(BIN)/.installed $(LINK)
-	@echo "=== First run: the job is not known yet, so it is started and saved ==="
-	$(BIN)/ansible-playbook -i playbooks/inventory.ini playbooks/idempotent_job.yml
-	@echo "=== Second run: the job is found by name and re-attached, not started again; its status is reported ==="
-	$(BIN)/ansible-playbook -i playbooks/inventory.ini playbooks/idempotent_job.yml
+	@state=$$(mktemp -d) && trap 'rm -rf "$$state"' EXIT && set -e && \
+	echo "=== First run: the job is not known yet, so it is started and saved ===" && \
+	$(DEMO) -e state_dir="$$state" && \
+	echo "=== Second run: the job is found by name and re-attached, not started again; it is still running ===" && \
+	$(DEMO) -e state_dir="$$state" && \
+	echo "=== Third run: re-attached again, waiting for the job to end; it reports how it ended ===" && \
+	$(DEMO) -e state_dir="$$state" -e wait=true
 
 # The whole suite: lint, ansible-test sanity, then every test (unit and integration; among
 # them tests/unit/test_importer.py, which runs Galaxy's importer on the built artifact, and

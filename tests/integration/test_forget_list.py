@@ -141,7 +141,8 @@ def test_forget_removes_the_claims_of_a_job_that_has_no_record(runner, storage):
     result = runner.ok([play([forget(storage), export_task("forgotten", FORGOTTEN)], name=PLAY)])
 
     assert result.value("forgotten") == {"removed": False}
-    assert result.changed() == 1
+    # The claims; on the filesystem also the directories they leave empty.
+    assert result.changed() == (2 if storage.backend == "filesystem" else 1)
     assert names(storage) == []
 
 
